@@ -1,0 +1,106 @@
+// Package ingest polls a telemetry source, parses and validates its CSV body
+// and publishes each accepted body as a new snapshot. All of it runs in the
+// source's one writer goroutine, off the read path; a rejected poll changes
+// nothing readers can see.
+package ingest
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/fabrictelemetry/aggregator/snapshot"
+)
+
+// Cycle is the outcome of one poll.
+type Cycle struct {
+	Start    time.Time
+	Fetch    time.Duration
+	Parse    time.Duration
+	Swap     time.Duration
+	Total    time.Duration
+	Bytes    int
+	Snapshot *snapshot.Snapshot // the published snapshot; nil when rejected
+	Err      error              // an *Error when rejected
+}
+
+// Poller runs one source's poll loop: never two polls at once, a slow poll
+// delays the next instead of overlapping it.
+type Poller struct {
+	Fetcher  *Fetcher
+	Parser   *Parser
+	Interval time.Duration
+	Timeout  time.Duration
+	// Publish makes an accepted snapshot visible; it is timed as the swap phase.
+	Publish func(*snapshot.Snapshot)
+	// Observe, if set, is called after every cycle (self-metrics).
+	Observe func(Cycle)
+	Logger  *slog.Logger
+	Now     func() time.Time // defaults to time.Now
+}
+
+// Run polls at once and then every Interval until ctx is done.
+func (p *Poller) Run(ctx context.Context) {
+	ticker := time.NewTicker(p.Interval)
+	defer ticker.Stop()
+	for {
+		p.Poll(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+	}
+}
+
+// Poll runs one cycle: fetch, parse and validate, then publish.
+func (p *Poller) Poll(ctx context.Context) Cycle {
+	now := p.Now
+	if now == nil {
+		now = time.Now
+	}
+	c := Cycle{Start: now()}
+	c.Err = p.cycle(ctx, &c, now)
+	c.Total = now().Sub(c.Start)
+	if ctx.Err() != nil && c.Err != nil {
+		return c // shutting down: not the source's fault
+	}
+	p.log(c)
+	if p.Observe != nil {
+		p.Observe(c)
+	}
+	return c
+}
+
+func (p *Poller) cycle(ctx context.Context, c *Cycle, now func() time.Time) error {
+	fetchCtx, cancel := context.WithTimeout(ctx, p.Timeout)
+	body, err := p.Fetcher.Fetch(fetchCtx)
+	cancel()
+	t := now()
+	c.Fetch, c.Bytes = t.Sub(c.Start), len(body)
+	if err != nil {
+		return err
+	}
+	snap, err := p.Parser.Parse(body, c.Start)
+	t2 := now()
+	c.Parse = t2.Sub(t)
+	if err != nil {
+		return err
+	}
+	p.Publish(snap)
+	c.Swap = now().Sub(t2)
+	c.Snapshot = snap
+	return nil
+}
+
+func (p *Poller) log(c Cycle) {
+	if c.Err != nil {
+		p.Logger.Warn("Poll rejected; keeping the last good snapshot",
+			"reason", ReasonOf(c.Err), "err", c.Err, "duration", c.Total, "url", p.Fetcher.URL)
+		return
+	}
+	p.Logger.Info("Ingestion cycle",
+		"duration", c.Total, "fetch", c.Fetch, "parse", c.Parse, "swap", c.Swap,
+		"bytes", c.Bytes, "switches", len(c.Snapshot.Switches()), "rows", c.Snapshot.NumRows(),
+		"snapshot_time", c.Snapshot.TimeText())
+}

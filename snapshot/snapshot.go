@@ -1,0 +1,260 @@
+// Package snapshot holds the aggregator's data model: an immutable, columnar
+// snapshot of one accepted poll, and the read-copy-update Store that publishes
+// it. A Snapshot is never modified after Build, so every reader can use it
+// without locks; the writer builds the next one aside and swaps a pointer.
+package snapshot
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/fabrictelemetry/aggregator/schema"
+)
+
+// SwitchLabel is the identity label every row has; it is always LabelNames()[0].
+const SwitchLabel = "switch_id"
+
+// Snapshot is one immutable view of the fabric: rows identified by label
+// values (switch_id, and for per-port data port and more), and metric columns.
+// Values are stored row-major in two flat slices so that a lookup is two map
+// probes and an index, with no allocation.
+type Snapshot struct {
+	time     time.Time
+	timeText string
+
+	labelNames []string
+	labels     []string // row-major, len(labelNames) per row
+	columns    []string
+	metrics    []schema.Metric
+	colIndex   map[string]int
+	bySwitch   map[string]rowRange
+	switches   []string // distinct switch ids, sorted
+
+	bits  []uint64 // row-major, len(columns) per row
+	kinds []Kind
+}
+
+type rowRange struct{ start, end int32 }
+
+// ErrDuplicateRow is returned by Build when two rows share all label values.
+var ErrDuplicateRow = errors.New("duplicate row")
+
+// Time is the snapshot's source time: the newest row timestamp, or the poll
+// time when the source gives none.
+func (s *Snapshot) Time() time.Time { return s.time }
+
+// TimeText is Time in RFC 3339 UTC with milliseconds, formatted once.
+func (s *Snapshot) TimeText() string { return s.timeText }
+
+// LabelNames are the identity labels of every row; the first is switch_id.
+func (s *Snapshot) LabelNames() []string { return s.labelNames }
+
+// Columns are the metric column names in source order.
+func (s *Snapshot) Columns() []string { return s.columns }
+
+// Metrics describe the columns as Prometheus metrics, index for index.
+func (s *Snapshot) Metrics() []schema.Metric { return s.metrics }
+
+// Column returns the index of a metric column.
+func (s *Snapshot) Column(name string) (int, bool) {
+	i, ok := s.colIndex[name]
+	return i, ok
+}
+
+// NumRows is the number of rows.
+func (s *Snapshot) NumRows() int { return len(s.kinds) / max(len(s.columns), 1) }
+
+// Switches returns the distinct switch ids in string order.
+func (s *Snapshot) Switches() []string { return s.switches }
+
+// SwitchRows returns the row range [start, end) of one switch.
+func (s *Snapshot) SwitchRows(switchID string) (start, end int, ok bool) {
+	r, ok := s.bySwitch[switchID]
+	return int(r.start), int(r.end), ok
+}
+
+// RowLabels returns the label values of a row, index for index with LabelNames.
+func (s *Snapshot) RowLabels(row int) []string {
+	n := len(s.labelNames)
+	return s.labels[row*n : row*n+n : row*n+n]
+}
+
+// Value returns the value of a row and column.
+func (s *Snapshot) Value(row, col int) Value {
+	i := row*len(s.columns) + col
+	return Value{bits: s.bits[i], kind: s.kinds[i]}
+}
+
+// Series counts the present values, which is the number of series the
+// snapshot exports.
+func (s *Snapshot) Series() int {
+	n := 0
+	for _, k := range s.kinds {
+		if k != Absent {
+			n++
+		}
+	}
+	return n
+}
+
+// Builder collects the rows of one snapshot. It is used by a single writer.
+type Builder struct {
+	labelNames []string
+	columns    []string
+	labels     []string
+	bits       []uint64
+	kinds      []Kind
+}
+
+// NewBuilder starts a snapshot with the given identity labels (the first must
+// be switch_id) and metric columns, sized for rowsHint rows.
+func NewBuilder(labelNames, columns []string, rowsHint int) *Builder {
+	return &Builder{
+		labelNames: labelNames,
+		columns:    columns,
+		labels:     make([]string, 0, rowsHint*len(labelNames)),
+		bits:       make([]uint64, 0, rowsHint*len(columns)),
+		kinds:      make([]Kind, 0, rowsHint*len(columns)),
+	}
+}
+
+// AddRow appends a row whose values are all absent and returns its index.
+// labels must have one value per label name.
+func (b *Builder) AddRow(labels ...string) int {
+	b.labels = append(b.labels, labels...)
+	b.bits = append(b.bits, make([]uint64, len(b.columns))...)
+	b.kinds = append(b.kinds, make([]Kind, len(b.columns))...)
+	return b.NumRows() - 1
+}
+
+// NumRows is the number of rows added so far.
+func (b *Builder) NumRows() int { return len(b.labels) / max(len(b.labelNames), 1) }
+
+// Set stores the value of one cell of a row added before.
+func (b *Builder) Set(row, col int, v Value) {
+	i := row*len(b.columns) + col
+	b.bits[i], b.kinds[i] = v.bits, v.kind
+}
+
+// Build sorts the rows (switch_id in string order, further labels in natural
+// order), indexes them and returns the immutable snapshot. The builder must
+// not be used afterwards. metrics describes the columns, index for index.
+func (b *Builder) Build(t time.Time, metrics []schema.Metric) (*Snapshot, error) {
+	if len(b.labelNames) == 0 || b.labelNames[0] != SwitchLabel {
+		return nil, fmt.Errorf("first label must be %s, have %v", SwitchLabel, b.labelNames)
+	}
+	if len(metrics) != len(b.columns) {
+		return nil, fmt.Errorf("%d metric descriptions for %d columns", len(metrics), len(b.columns))
+	}
+	b.sortRows()
+	s := &Snapshot{
+		time:       t,
+		timeText:   FormatTime(t),
+		labelNames: b.labelNames,
+		labels:     b.labels,
+		columns:    b.columns,
+		metrics:    metrics,
+		colIndex:   make(map[string]int, len(b.columns)),
+		bits:       b.bits,
+		kinds:      b.kinds,
+	}
+	for i, c := range b.columns {
+		s.colIndex[c] = i
+	}
+	if err := s.index(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Snapshot) index() error {
+	n := s.NumRows()
+	s.bySwitch = make(map[string]rowRange, n)
+	for row := 0; row < n; row++ {
+		if row > 0 && compareLabels(s.RowLabels(row-1), s.RowLabels(row)) == 0 {
+			return fmt.Errorf("%w: %v", ErrDuplicateRow, s.RowLabels(row))
+		}
+		id := s.RowLabels(row)[0]
+		r, ok := s.bySwitch[id]
+		if !ok {
+			r.start = int32(row)
+			s.switches = append(s.switches, id)
+		}
+		r.end = int32(row + 1)
+		s.bySwitch[id] = r
+	}
+	return nil
+}
+
+// sortRows orders the rows; sources usually send them sorted already, so
+// the common case is one linear check.
+func (b *Builder) sortRows() {
+	n := b.NumRows()
+	nl := len(b.labelNames)
+	rowLabels := func(r int) []string { return b.labels[r*nl : r*nl+nl] }
+	sorted := true
+	for r := 1; r < n && sorted; r++ {
+		sorted = compareLabels(rowLabels(r-1), rowLabels(r)) <= 0
+	}
+	if sorted {
+		return
+	}
+	order := make([]int, n)
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(x, y int) int { return compareLabels(rowLabels(x), rowLabels(y)) })
+	nc := len(b.columns)
+	labels := make([]string, 0, len(b.labels))
+	bits := make([]uint64, 0, len(b.bits))
+	kinds := make([]Kind, 0, len(b.kinds))
+	for _, r := range order {
+		labels = append(labels, rowLabels(r)...)
+		bits = append(bits, b.bits[r*nc:r*nc+nc]...)
+		kinds = append(kinds, b.kinds[r*nc:r*nc+nc]...)
+	}
+	b.labels, b.bits, b.kinds = labels, bits, kinds
+}
+
+// compareLabels orders rows: the switch id in plain string order (what the
+// REST API promises), further labels such as port numerically when both are
+// integers, so port 10 comes after port 9.
+func compareLabels(a, b []string) int {
+	for i := range a {
+		if c := compareLabel(i, a[i], b[i]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+func compareLabel(i int, a, b string) int {
+	if i > 0 {
+		x, errX := strconv.ParseUint(a, 10, 64)
+		y, errY := strconv.ParseUint(b, 10, 64)
+		if errX == nil && errY == nil {
+			switch {
+			case x < y:
+				return -1
+			case x > y:
+				return 1
+			}
+			return 0
+		}
+	}
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// FormatTime formats a time as the API shows it: RFC 3339, UTC, milliseconds.
+func FormatTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+}
