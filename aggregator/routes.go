@@ -1,0 +1,47 @@
+package aggregator
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/fabrictelemetry/aggregator/restapi"
+)
+
+func (a *Aggregator) routes() {
+	r := a.router
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		restapi.WriteError(w, http.StatusNotFound, "no such endpoint: "+req.URL.Path)
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Allow", "GET, HEAD")
+		restapi.WriteError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed on "+req.URL.Path)
+	})
+	restapi.New(a.store, a.cfg.SourceInterval, a.now).Register(r)
+	r.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
+		writeText(w, http.StatusOK, "Healthy.")
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/-/ready", a.ready).Methods(http.MethodGet, http.MethodHead)
+}
+
+// ready is 200 while the served snapshot is fresh. Stale data is still served
+// by the API with its age; readiness is what tells a load balancer or an
+// operator that it is stale.
+func (a *Aggregator) ready(w http.ResponseWriter, _ *http.Request) {
+	snap := a.store.Load()
+	if snap == nil {
+		writeText(w, http.StatusServiceUnavailable, "Not ready: no snapshot yet.")
+		return
+	}
+	age := a.now().Sub(snap.Time())
+	if age > a.cfg.MaxStaleness {
+		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("Not ready: snapshot is %s old (max %s).", age.Round(1e6), a.cfg.MaxStaleness))
+		return
+	}
+	writeText(w, http.StatusOK, "Ready.")
+}
+
+func writeText(w http.ResponseWriter, code int, msg string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(code)
+	fmt.Fprintln(w, msg)
+}

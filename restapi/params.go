@@ -1,0 +1,107 @@
+package restapi
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// errBadParam is a client error in the query string: 400.
+type errBadParam struct{ msg string }
+
+func (e errBadParam) Error() string { return e.msg }
+
+func badParam(format string, args ...any) error {
+	return errBadParam{msg: fmt.Sprintf(format, args...)}
+}
+
+// singleParams reads parameters that must appear exactly once, without
+// allocating when nothing is escaped (the common case). It checks the whole
+// query string, so a badly encoded pair anywhere is refused: a server that
+// silently drops what it cannot decode answers a question nobody asked.
+// names and values are index for index; missing and empty values are errors.
+func singleParams(rawQuery string, names []string, values []string) error {
+	if err := scanQuery(rawQuery, func(key, value string) error {
+		for i, n := range names {
+			if key != n {
+				continue
+			}
+			if values[i] != "" {
+				return badParam("parameter %q given more than once", n)
+			}
+			if value == "" {
+				return badParam("parameter %q is empty", n)
+			}
+			values[i] = value
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	for i, n := range names {
+		if values[i] == "" {
+			return badParam("missing parameter %q", n)
+		}
+	}
+	return nil
+}
+
+// multiParams collects every value of the named parameters, which may repeat.
+// An empty value is an error.
+func multiParams(rawQuery string, names ...string) (map[string][]string, error) {
+	out := map[string][]string{}
+	err := scanQuery(rawQuery, func(key, value string) error {
+		for _, n := range names {
+			if key == n {
+				if value == "" {
+					return badParam("parameter %q is empty", n)
+				}
+				out[n] = append(out[n], value)
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// scanQuery decodes each key=value pair of a query string in order.
+func scanQuery(rawQuery string, visit func(key, value string) error) error {
+	for rawQuery != "" {
+		var pair string
+		pair, rawQuery, _ = strings.Cut(rawQuery, "&")
+		if pair == "" {
+			continue
+		}
+		if strings.Contains(pair, ";") {
+			return badParam("invalid semicolon separator in query")
+		}
+		rawKey, rawValue, _ := strings.Cut(pair, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return badParam("badly encoded parameter name %q", clip(rawKey))
+		}
+		value, err := url.QueryUnescape(rawValue)
+		if err != nil {
+			return badParam("badly encoded value of parameter %q", clip(key))
+		}
+		if err := visit(key, value); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// clip keeps an echoed input short in an error message.
+func clip(s string) string {
+	const limit = 128
+	if len(s) > limit {
+		return s[:limit] + "..."
+	}
+	return s
+}
+
+func isBadParam(err error) bool {
+	var e errBadParam
+	return errors.As(err, &e)
+}
