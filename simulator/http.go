@@ -74,12 +74,14 @@ func (s *Simulator) requestRand() *rand.Rand {
 }
 
 func (s *Simulator) serveMode(w http.ResponseWriter, r *http.Request, mode Mode, rnd *rand.Rand) {
+	// A held request that is given up on gets no response at all: aborting
+	// drops the connection, where returning would send an empty 200.
 	if mode == ModeTimeout {
 		s.hold(r, maxHold)
-		return
+		panic(http.ErrAbortHandler)
 	}
 	if mode == ModeSlow && !s.hold(r, s.cfg.SlowDelay) {
-		return
+		panic(http.ErrAbortHandler)
 	}
 
 	w.Header().Set(ModeHeader, mode.String())
