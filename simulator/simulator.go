@@ -66,7 +66,9 @@ type Simulator struct {
 	stopOnce sync.Once
 }
 
-// New validates cfg, fills in defaults and renders the first snapshot.
+// New validates cfg, fills in defaults and renders the first snapshot,
+// stamped with the current time. Only the timestamps depend on the clock:
+// the values depend on Seed and the number of Tick calls alone.
 func New(cfg Config) (*Simulator, error) {
 	cfg, err := withDefaults(cfg)
 	if err != nil {

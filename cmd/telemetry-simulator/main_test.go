@@ -1,0 +1,181 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fabrictelemetry/aggregator/simulator"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+func TestStartupErrors(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{name: "positional contradicts --mode", args: []string{"--mode=CORRUPT", "ERROR_500"}, wantErr: "contradicts"},
+		{name: "unknown positional mode", args: []string{"BOGUS"}, wantErr: `unknown mode "BOGUS"`},
+		{name: "unknown --mode", args: []string{"--mode=nope"}, wantErr: `unknown mode "nope"`},
+		{name: "zero switches", args: []string{"--switches=0"}, wantErr: "--switches"},
+		{name: "zero interval", args: []string{"--interval=0s"}, wantErr: "--interval"},
+		{name: "unknown flag", args: []string{"--no-such-flag"}, wantErr: "unknown long flag"},
+		{name: "two positionals", args: []string{"OK", "OK"}, wantErr: "unexpected"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := runContext(t.Context(), append(tc.args, "--web.listen-address=127.0.0.1:0"), &stdout, &stderr)
+			if code == 0 {
+				t.Fatalf("exit code 0, want an error")
+			}
+			if !strings.Contains(stderr.String(), tc.wantErr) {
+				t.Errorf("stderr %q does not mention %q", stderr.String(), tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestChooseMode(t *testing.T) {
+	tests := []struct {
+		flag    string
+		flagSet bool
+		arg     string
+		want    simulator.Mode
+		wantErr bool
+	}{
+		{flag: "OK", want: simulator.ModeOK},
+		{flag: "OK", arg: "error_500", want: simulator.ModeError500},
+		{flag: "corrupt", flagSet: true, want: simulator.ModeCorrupt},
+		{flag: "CORRUPT", flagSet: true, arg: "corrupt", want: simulator.ModeCorrupt},
+		{flag: "CORRUPT", flagSet: true, arg: "OK", wantErr: true},
+		{flag: "OK", flagSet: true, arg: "SLOW", wantErr: true},
+		{flag: "OK", arg: "bogus", wantErr: true},
+	}
+	for _, tc := range tests {
+		got, err := chooseMode(tc.flag, tc.flagSet, tc.arg)
+		if (err != nil) != tc.wantErr || (!tc.wantErr && got != tc.want) {
+			t.Errorf("chooseMode(%q, %v, %q) = %v, %v; want %v, error %v", tc.flag, tc.flagSet, tc.arg, got, err, tc.want, tc.wantErr)
+		}
+	}
+}
+
+func TestHelpAndVersion(t *testing.T) {
+	for _, arg := range []string{"--help", "--version"} {
+		var stdout, stderr bytes.Buffer
+		if code := runContext(t.Context(), []string{arg}, &stdout, &stderr); code != 0 {
+			t.Errorf("%s: exit code %d, stderr %s", arg, code, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "telemetry-simulator") {
+			t.Errorf("%s printed %q", arg, stdout.String())
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer the server's logger and the test can share.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestServeAndShutdown starts the program on a free port with the mode given
+// positionally, fetches the counters and stops it as a signal would.
+func TestServeAndShutdown(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runContext(ctx, []string{
+			"--web.listen-address=127.0.0.1:0", "--switches=20", "--interval=50ms", "--slow-delay=1h", "--log.level=debug", "error_500",
+		}, io.Discard, logs)
+	}()
+
+	addr := waitForLog(t, logs, `address=(127\.0\.0\.1:\d+)`)
+	for _, want := range []string{"switches=20", "interval=50ms", "mode=ERROR_500", "seed=1"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("start-up line lacks %s:\n%s", want, logs.String())
+		}
+	}
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	get := func(path string) int {
+		t.Helper()
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.StatusCode
+	}
+	if code := get("/counters"); code != http.StatusInternalServerError {
+		t.Errorf("/counters in ERROR_500 mode: %d", code)
+	}
+	if code := get("/counters?mode=OK"); code != http.StatusOK {
+		t.Errorf("/counters?mode=OK: %d", code)
+	}
+
+	// A request held by SLOW must not keep the program from stopping.
+	held := make(chan error, 1)
+	go func() {
+		resp, err := client.Get("http://" + addr + "/counters?mode=SLOW")
+		if err == nil {
+			resp.Body.Close()
+		}
+		held <- err
+	}()
+	waitForLog(t, logs, "mode=SLOW")
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code %d after shutdown, want 0; logs:\n%s", code, logs.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not stop after its context was cancelled")
+	}
+	<-held
+}
+
+// waitForLog polls the logs until pattern matches and returns its first
+// group, or the whole match if it has none.
+func waitForLog(t *testing.T, logs *syncBuffer, pattern string) string {
+	t.Helper()
+	re := regexp.MustCompile(pattern)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if m := re.FindStringSubmatch(logs.String()); m != nil {
+			return m[len(m)-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line matching %s:\n%s", pattern, logs.String())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
