@@ -44,6 +44,7 @@ type Metric struct {
 type Table struct {
 	byColumn map[string]Metric
 	order    []string // columns in table order, for docs and metadata
+	notes    *noteReporter
 }
 
 // Default returns the built-in table for the switch matrix.
@@ -87,8 +88,10 @@ func (t *Table) Lookup(column string) (Metric, bool) {
 // table; an unknown column becomes a gauge named after it in snake case. When
 // two columns would get one name, the known column keeps it and the other
 // gets a numbered suffix, so the exposition is never broken; each such
-// decision is returned as a note for the caller to log.
+// decision is returned as a note for the caller to log (and passed to the
+// reporter set with ReportNotes, once per column set).
 func (t *Table) Resolve(subsystem string, columns []string) (metrics []Metric, notes []string) {
+	defer func() { t.notes.notify(subsystem, columns, notes) }()
 	metrics = make([]Metric, len(columns))
 	taken := make(map[string]string, len(columns))
 	// Known columns first, so they win every clash.
