@@ -28,6 +28,7 @@ const (
 type Parser struct {
 	table  *schema.Table
 	intern map[string]string
+	prev   *snapshot.Snapshot // the last accepted snapshot
 }
 
 // NewParser returns a parser that names columns with table.
@@ -78,7 +79,7 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 		t = newest.time()
 	}
 	metrics, _ := p.table.Resolve(schema.SwitchSubsystem, lay.columns)
-	snap, err := b.Build(t, metrics)
+	snap, err := b.Build(t, metrics, p.prev)
 	if err != nil {
 		return nil, errorf(ReasonParse, "%w", err)
 	}
@@ -86,8 +87,14 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 	return snap, nil
 }
 
-// remember keeps this snapshot's switch ids for the next parse.
+// remember keeps this snapshot's switch ids for the next parse, and the
+// snapshot itself so that an unchanged set of rows shares its index.
 func (p *Parser) remember(snap *snapshot.Snapshot) {
+	sameRows := snap.SameRows(p.prev)
+	p.prev = snap
+	if sameRows {
+		return
+	}
 	if len(p.intern) > 2*len(snap.Switches())+1024 {
 		clear(p.intern) // a fabric that shrank: do not hold old ids forever
 	}
@@ -141,48 +148,53 @@ func (p *Parser) parseHeader(line []byte) (*layout, error) {
 	return lay, nil
 }
 
-// rowScratch holds one row's fields while it is checked, reused across rows.
+// rowScratch holds one row while it is checked, reused across rows. Fields
+// are offsets into the line rather than slices: no pointers to store, so no
+// garbage-collector write barriers in the inner loop.
 type rowScratch struct {
 	labels []string
 	values []snapshot.Value
-	fields [][]byte
+	bounds []int  // start, end of each field in line
+	joined []byte // a quoted record's fields, unquoted and concatenated
 }
 
 func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newest timestamp, err error) {
 	sc := rowScratch{
 		labels: make([]string, len(lay.labelNames)),
 		values: make([]snapshot.Value, len(lay.columns)),
-		fields: make([][]byte, 0, len(lay.roles)),
 	}
 	lineNo := 1
 	for len(body) > 0 {
 		lineNo++
 		line, rest, complete := bytes.Cut(body, []byte{'\n'})
+		var ts timestamp
+		var fields int
 		if bytes.IndexByte(line, '"') >= 0 {
 			// Quoted fields may hold commas and newlines: let encoding/csv
 			// read this one record from here.
 			var n int
-			sc.fields, n, err = readQuotedRecord(body, sc.fields[:0])
-			if err != nil {
+			if line, n, err = sc.readQuoted(body); err != nil {
 				return 0, errorf(ReasonParse, "line %d: %w", lineNo, err)
 			}
-			line, rest, complete = nil, body[n:], n > 0 && body[n-1] == '\n'
+			rest, complete = body[n:], n > 0 && body[n-1] == '\n'
+			if fields = len(sc.bounds) / 2; fields == len(lay.roles) {
+				ts, err = p.parseRow(lay, line, &sc)
+			}
 		} else {
 			line = bytes.TrimSuffix(line, []byte{'\r'})
 			if len(line) == 0 {
 				body = rest
 				continue
 			}
-			sc.fields = splitFields(line, sc.fields[:0])
+			ts, fields, err = p.scanRow(lay, line, &sc)
 		}
 		body = rest
-		if len(sc.fields) != len(lay.roles) {
-			if !complete && len(sc.fields) < len(lay.roles) {
-				return 0, errorf(ReasonTruncated, "line %d: body ends mid-row (%d of %d fields)", lineNo, len(sc.fields), len(lay.roles))
+		if fields != len(lay.roles) {
+			if !complete && fields < len(lay.roles) {
+				return 0, errorf(ReasonTruncated, "line %d: body ends mid-row (%d of %d fields)", lineNo, fields, len(lay.roles))
 			}
-			return 0, errorf(ReasonParse, "line %d: %d fields, header has %d", lineNo, len(sc.fields), len(lay.roles))
+			return 0, errorf(ReasonParse, "line %d: %d fields, header has %d", lineNo, fields, len(lay.roles))
 		}
-		ts, err := p.parseRow(lay, &sc)
 		if err != nil {
 			return 0, errorf(ReasonParse, "line %d: %w", lineNo, err)
 		}
@@ -197,28 +209,163 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 	return newest, nil
 }
 
-func (p *Parser) parseRow(lay *layout, sc *rowScratch) (ts timestamp, err error) {
-	for i, f := range sc.fields {
-		switch lay.roles[i] {
-		case roleMetric:
-			v, ok := parseValue(f)
-			if !ok {
-				return 0, fmt.Errorf("column %q: %q is not a number", lay.columns[lay.slot[i]], truncate(f))
-			}
-			sc.values[lay.slot[i]] = v
-		case roleLabel:
-			s, err := p.label(f)
-			if err != nil {
-				return 0, fmt.Errorf("column %q: %w", lay.labelNames[lay.slot[i]], err)
-			}
-			sc.labels[lay.slot[i]] = s
-		case roleTimestamp:
-			if ts, err = parseTimestamp(f); err != nil {
-				return 0, err
+// scanRow reads an unquoted line in one pass: a plain number is read by
+// the loop that finds its end, without a second look. It returns the number
+// of fields it saw, which the caller checks before the first error, so a row
+// cut short reads as truncated.
+func (p *Parser) scanRow(lay *layout, line []byte, sc *rowScratch) (ts timestamp, fields int, err error) {
+	pos := 0
+	for {
+		start := pos
+		var v snapshot.Value
+		simple := false
+		if fields < len(lay.roles) && lay.roles[fields] == roleMetric {
+			v, pos, simple = scanDecimal(line, pos)
+		}
+		if !simple {
+			if i := bytes.IndexByte(line[pos:], ','); i >= 0 {
+				pos += i
+			} else {
+				pos = len(line)
 			}
 		}
+		if fields < len(lay.roles) && err == nil {
+			f := line[start:pos]
+			switch {
+			case lay.roles[fields] != roleMetric:
+				ts, err = p.parseIdentity(lay, fields, f, sc, ts)
+			case simple:
+				sc.values[lay.slot[fields]] = v
+			default:
+				var ok bool
+				if v, ok = parseValue(f); !ok {
+					err = fmt.Errorf("column %q: %q is not a number", lay.columns[lay.slot[fields]], truncate(f))
+				}
+				sc.values[lay.slot[fields]] = v
+			}
+		}
+		fields++
+		if pos >= len(line) {
+			return ts, fields, err
+		}
+		pos++ // the comma
+	}
+}
+
+// pow10 holds the powers of ten that are exact in a float64.
+var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
+
+// scanDecimal reads a field of the form [-]digits[.digits] starting at pos
+// and ending at a comma or the end of the line. Integers of up to 19 digits
+// are exact; a fraction with up to 15 significant digits is one correctly
+// rounded division, the fast path strconv itself takes, so the float is the
+// same. ok is false for anything else (the caller falls back to strconv);
+// end is then meaningless.
+func scanDecimal(line []byte, pos int) (v snapshot.Value, end int, ok bool) {
+	neg := pos < len(line) && line[pos] == '-'
+	if neg {
+		pos++
+	}
+	start := pos
+	var mant uint64
+	for ; pos < len(line) && line[pos]-'0' <= 9; pos++ {
+		mant = mant*10 + uint64(line[pos]-'0')
+	}
+	intDigits := pos - start
+	if pos == len(line) || line[pos] == ',' {
+		switch {
+		case intDigits == 0 || intDigits > 19:
+			return v, pos, false
+		case !neg:
+			return snapshot.UintValue(mant), pos, true
+		case intDigits <= 18:
+			return snapshot.IntValue(-int64(mant)), pos, true
+		}
+		return v, pos, false
+	}
+	if line[pos] != '.' {
+		return v, pos, false
+	}
+	pos++
+	fracStart := pos
+	for ; pos < len(line) && line[pos]-'0' <= 9; pos++ {
+		mant = mant*10 + uint64(line[pos]-'0')
+	}
+	frac := pos - fracStart
+	if pos < len(line) && line[pos] != ',' || intDigits+frac == 0 || intDigits+frac > 15 {
+		return v, pos, false
+	}
+	x := float64(mant) / pow10[frac]
+	if neg {
+		x = -x
+	}
+	return snapshot.FloatValue(x), pos, true
+}
+
+// readQuoted reads the record at the start of body with encoding/csv and
+// returns its fields joined in sc.joined, with their bounds in sc.bounds.
+func (sc *rowScratch) readQuoted(body []byte) (line []byte, n int, err error) {
+	r := csv.NewReader(bytes.NewReader(body))
+	r.FieldsPerRecord = -1
+	rec, err := r.Read()
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return nil, 0, err
+	}
+	sc.joined, sc.bounds = sc.joined[:0], sc.bounds[:0]
+	for _, f := range rec {
+		sc.bounds = append(sc.bounds, len(sc.joined), len(sc.joined)+len(f))
+		sc.joined = append(sc.joined, f...)
+	}
+	return sc.joined, int(r.InputOffset()), nil
+}
+
+// parseRow reads a row whose fields are in sc.bounds (a quoted record).
+func (p *Parser) parseRow(lay *layout, line []byte, sc *rowScratch) (ts timestamp, err error) {
+	for i, r := range lay.roles {
+		f := line[sc.bounds[2*i]:sc.bounds[2*i+1]]
+		if r != roleMetric {
+			if ts, err = p.parseIdentity(lay, i, f, sc, ts); err != nil {
+				return 0, err
+			}
+			continue
+		}
+		v, ok := parseValue(f)
+		if !ok {
+			return 0, fmt.Errorf("column %q: %q is not a number", lay.columns[lay.slot[i]], truncate(f))
+		}
+		sc.values[lay.slot[i]] = v
 	}
 	return ts, nil
+}
+
+// parseIdentity reads field i when it is a label or the timestamp.
+func (p *Parser) parseIdentity(lay *layout, i int, f []byte, sc *rowScratch, ts timestamp) (timestamp, error) {
+	if lay.roles[i] == roleTimestamp {
+		return parseTimestamp(f)
+	}
+	s, err := p.label(f)
+	if err != nil {
+		return ts, fmt.Errorf("column %q: %w", lay.labelNames[lay.slot[i]], err)
+	}
+	sc.labels[lay.slot[i]] = s
+	return ts, nil
+}
+
+// splitBounds appends the start and end of each comma-separated field. A
+// byte loop beats bytes.IndexByte here: fields are a few bytes long.
+func splitBounds(line []byte, dst []int) []int {
+	start := 0
+	for i, c := range line {
+		if c == ',' {
+			dst = append(dst, start, i)
+			start = i + 1
+		}
+	}
+	return append(dst, start, len(line))
 }
 
 // label validates an identity value and returns it as a string, reusing the
@@ -238,38 +385,25 @@ func (p *Parser) label(f []byte) (string, error) {
 	return string(f), nil
 }
 
-// parseValue reads one metric cell. Plain decimal integers, the bulk of any
-// counter body, take a digit loop that is several times faster than
-// strconv.ParseFloat and stays exact to 2^64-1; everything else falls back to
-// strconv. An empty cell is an absent value.
+// parseValue reads one metric cell: the decimal fast path, else strconv
+// for everything else (exponents, NaN, Inf, padding, 20-digit counters). An
+// empty cell is an absent value.
 func parseValue(f []byte) (snapshot.Value, bool) {
 	if len(f) == 0 {
 		return snapshot.Value{}, true
 	}
-	if len(f) <= 19 {
-		var u uint64
-		digits := true
-		for _, c := range f {
-			if c < '0' || c > '9' {
-				digits = false
-				break
-			}
-			u = u*10 + uint64(c-'0')
-		}
-		if digits {
-			return snapshot.UintValue(u), true
-		}
+	if v, end, ok := scanDecimal(f, 0); ok && end == len(f) {
+		return v, true
 	}
 	f = bytes.TrimSpace(f)
 	if len(f) == 0 {
 		return snapshot.Value{}, true
 	}
 	s := unsafe.String(unsafe.SliceData(f), len(f)) // not retained
-	if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-		return snapshot.UintValue(u), true
-	}
-	if i, err := strconv.ParseInt(s, 10, 64); err == nil {
-		return snapshot.IntValue(i), true
+	if isDigits(f) {
+		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
+			return snapshot.UintValue(u), true
+		}
 	}
 	x, err := strconv.ParseFloat(s, 64)
 	if err != nil && !errors.Is(err, strconv.ErrRange) {
@@ -285,23 +419,33 @@ func (t timestamp) time() time.Time { return time.Unix(0, int64(t)).UTC() }
 
 // parseTimestamp reads a Unix timestamp in seconds, milliseconds,
 // microseconds or nanoseconds, told apart by magnitude (any date between
-// 1973 and 5138 is read right). An empty cell means none.
+// 1973 and 5138 is read right). Integers stay exact; a fractional value is
+// read as a float. An empty cell means none.
 func parseTimestamp(f []byte) (timestamp, error) {
 	if len(f) == 0 {
 		return 0, nil
 	}
 	s := unsafe.String(unsafe.SliceData(f), len(f))
+	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
+		for _, unit := range timestampUnits {
+			if n < unit.below {
+				if n > math.MaxInt64/unit.nanos {
+					break
+				}
+				return timestamp(n * unit.nanos), nil
+			}
+		}
+		return timestamp(n), nil
+	}
 	x, err := strconv.ParseFloat(s, 64)
-	if err != nil || x <= 0 || math.IsInf(x, 0) || math.IsNaN(x) {
+	if err != nil || !(x > 0) || math.IsInf(x, 0) {
 		return 0, fmt.Errorf("timestamp %q is not a positive Unix time", truncate(f))
 	}
-	switch {
-	case x < 1e11: // seconds
-		x *= 1e9
-	case x < 1e14: // milliseconds
-		x *= 1e6
-	case x < 1e17: // microseconds
-		x *= 1e3
+	for _, unit := range timestampUnits {
+		if x < float64(unit.below) {
+			x *= float64(unit.nanos)
+			break
+		}
 	}
 	if x >= math.MaxInt64 {
 		return 0, fmt.Errorf("timestamp %q out of range", truncate(f))
@@ -309,52 +453,30 @@ func parseTimestamp(f []byte) (timestamp, error) {
 	return timestamp(x), nil
 }
 
+// timestampUnits tells units apart by magnitude; larger values are
+// nanoseconds.
+var timestampUnits = [...]struct{ below, nanos int64 }{
+	{1e11, 1e9}, // seconds
+	{1e14, 1e6}, // milliseconds
+	{1e17, 1e3}, // microseconds
+}
+
 // splitLine splits a header line, quoted or not.
 func splitLine(line []byte) ([]string, error) {
-	var fields [][]byte
+	var sc rowScratch
 	if bytes.IndexByte(line, '"') >= 0 {
 		var err error
-		if fields, _, err = readQuotedRecord(line, nil); err != nil {
+		if line, _, err = sc.readQuoted(line); err != nil {
 			return nil, err
 		}
 	} else {
-		fields = splitFields(line, nil)
+		sc.bounds = splitBounds(line, nil)
 	}
-	names := make([]string, len(fields))
-	for i, f := range fields {
-		names[i] = string(bytes.TrimSpace(f))
+	names := make([]string, len(sc.bounds)/2)
+	for i := range names {
+		names[i] = string(bytes.TrimSpace(line[sc.bounds[2*i]:sc.bounds[2*i+1]]))
 	}
 	return names, nil
-}
-
-func splitFields(line []byte, dst [][]byte) [][]byte {
-	for {
-		i := bytes.IndexByte(line, ',')
-		if i < 0 {
-			return append(dst, line)
-		}
-		dst = append(dst, line[:i])
-		line = line[i+1:]
-	}
-}
-
-// readQuotedRecord reads the first CSV record of body with encoding/csv and
-// returns its fields and the number of bytes it spans.
-func readQuotedRecord(body []byte, dst [][]byte) ([][]byte, int, error) {
-	r := csv.NewReader(bytes.NewReader(body))
-	r.FieldsPerRecord = -1
-	rec, err := r.Read()
-	if err != nil {
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			err = pe.Err
-		}
-		return nil, 0, err
-	}
-	for _, f := range rec {
-		dst = append(dst, []byte(f))
-	}
-	return dst, int(r.InputOffset()), nil
 }
 
 func hasControl(b []byte) bool {
@@ -372,4 +494,13 @@ func truncate(f []byte) []byte {
 		return f[:64]
 	}
 	return f
+}
+
+func isDigits(f []byte) bool {
+	for _, c := range f {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }

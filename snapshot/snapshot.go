@@ -65,7 +65,7 @@ func (s *Snapshot) Column(name string) (int, bool) {
 }
 
 // NumRows is the number of rows.
-func (s *Snapshot) NumRows() int { return len(s.kinds) / max(len(s.columns), 1) }
+func (s *Snapshot) NumRows() int { return len(s.labels) / len(s.labelNames) }
 
 // Switches returns the distinct switch ids in string order.
 func (s *Snapshot) Switches() []string { return s.switches }
@@ -142,7 +142,9 @@ func (b *Builder) Set(row, col int, v Value) {
 // Build sorts the rows (switch_id in string order, further labels in natural
 // order), indexes them and returns the immutable snapshot. The builder must
 // not be used afterwards. metrics describes the columns, index for index.
-func (b *Builder) Build(t time.Time, metrics []schema.Metric) (*Snapshot, error) {
+// When prev (may be nil) has the same rows, its index is shared instead of
+// rebuilt: a steady fabric sends the same switches every poll.
+func (b *Builder) Build(t time.Time, metrics []schema.Metric, prev *Snapshot) (*Snapshot, error) {
 	if len(b.labelNames) == 0 || b.labelNames[0] != SwitchLabel {
 		return nil, fmt.Errorf("first label must be %s, have %v", SwitchLabel, b.labelNames)
 	}
@@ -164,10 +166,22 @@ func (b *Builder) Build(t time.Time, metrics []schema.Metric) (*Snapshot, error)
 	for i, c := range b.columns {
 		s.colIndex[c] = i
 	}
+	if prev != nil && slices.Equal(prev.labelNames, s.labelNames) && slices.Equal(prev.labels, s.labels) {
+		s.labelNames, s.labels = prev.labelNames, prev.labels
+		s.bySwitch, s.switches = prev.bySwitch, prev.switches
+		return s, nil
+	}
 	if err := s.index(); err != nil {
 		return nil, err
 	}
 	return s, nil
+}
+
+// SameRows reports whether two snapshots have the same rows in the same
+// order, which lets per-snapshot work (an index, a rendered label set) be
+// carried over.
+func (s *Snapshot) SameRows(other *Snapshot) bool {
+	return other != nil && (s == other || len(s.labels) > 0 && &s.labels[0] == &other.labels[0])
 }
 
 func (s *Snapshot) index() error {
