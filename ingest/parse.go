@@ -79,7 +79,8 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 		t = newest.time()
 	}
 	metrics, _ := p.table.Resolve(schema.SwitchSubsystem, lay.columns)
-	snap, err := b.Build(t, metrics, p.prev)
+	b.ShareIndex(p.prev)
+	snap, err := b.Build(t, metrics)
 	if err != nil {
 		return nil, errorf(ReasonParse, "%w", err)
 	}

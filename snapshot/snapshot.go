@@ -107,7 +107,12 @@ type Builder struct {
 	labels     []string
 	bits       []uint64
 	kinds      []Kind
+	prev       *Snapshot
 }
+
+// ShareIndex lets Build share prev's row index when the new snapshot has
+// the same rows: a steady fabric sends the same switches every poll.
+func (b *Builder) ShareIndex(prev *Snapshot) { b.prev = prev }
 
 // NewBuilder starts a snapshot with the given identity labels (the first must
 // be switch_id) and metric columns, sized for rowsHint rows.
@@ -142,9 +147,7 @@ func (b *Builder) Set(row, col int, v Value) {
 // Build sorts the rows (switch_id in string order, further labels in natural
 // order), indexes them and returns the immutable snapshot. The builder must
 // not be used afterwards. metrics describes the columns, index for index.
-// When prev (may be nil) has the same rows, its index is shared instead of
-// rebuilt: a steady fabric sends the same switches every poll.
-func (b *Builder) Build(t time.Time, metrics []schema.Metric, prev *Snapshot) (*Snapshot, error) {
+func (b *Builder) Build(t time.Time, metrics []schema.Metric) (*Snapshot, error) {
 	if len(b.labelNames) == 0 || b.labelNames[0] != SwitchLabel {
 		return nil, fmt.Errorf("first label must be %s, have %v", SwitchLabel, b.labelNames)
 	}
@@ -166,7 +169,7 @@ func (b *Builder) Build(t time.Time, metrics []schema.Metric, prev *Snapshot) (*
 	for i, c := range b.columns {
 		s.colIndex[c] = i
 	}
-	if prev != nil && slices.Equal(prev.labelNames, s.labelNames) && slices.Equal(prev.labels, s.labels) {
+	if prev := b.prev; prev != nil && slices.Equal(prev.labelNames, s.labelNames) && slices.Equal(prev.labels, s.labels) {
 		s.labelNames, s.labels = prev.labelNames, prev.labels
 		s.bySwitch, s.switches = prev.bySwitch, prev.switches
 		return s, nil
