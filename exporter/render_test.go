@@ -39,7 +39,10 @@ func TestRenderEqualsCollectorBytes(t *testing.T) {
 		encode      func(*bytes.Buffer, *dtoFamily) error
 	}{
 		{"text", false, func(b *bytes.Buffer, mf *dtoFamily) error { _, err := expfmt.MetricFamilyToText(b, mf); return err }},
-		{"openmetrics", true, func(b *bytes.Buffer, mf *dtoFamily) error { _, err := expfmt.MetricFamilyToOpenMetrics(b, mf); return err }},
+		{"openmetrics", true, func(b *bytes.Buffer, mf *dtoFamily) error {
+			_, err := expfmt.MetricFamilyToOpenMetrics(b, mf)
+			return err
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var want bytes.Buffer
