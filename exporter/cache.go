@@ -72,7 +72,7 @@ func (x *exposition) gzipped(enc encoding) gzipPart {
 		var buf bytes.Buffer
 		buf.Grow(len(data)/8 + 64)
 		buf.Write(gzipHeader)
-		fw, _ := flate.NewWriter(&buf, flate.DefaultCompression) // err only for a bad level
+		fw, _ := flate.NewWriter(&buf, flate.BestSpeed) // err only for a bad level
 		_, _ = fw.Write(data)                                    // bytes.Buffer does not fail
 		_ = fw.Flush()                                           // sync flush: byte-aligned, stream left open
 		return gzipPart{prefix: buf.Bytes(), crc: crc32.ChecksumIEEE(data), size: uint32(len(data))}

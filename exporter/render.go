@@ -79,7 +79,7 @@ func renderSnapshot(snap *snapshot.Snapshot, openMetrics bool) (out []byte, skip
 	}
 	avgName /= max(len(fams), 1)
 	series := snap.Series()
-	out = make([]byte, 0, len(rl.text)/max(snap.NumRows(), 1)*series+series*(avgName+16)+len(fams)*256)
+	out = make([]byte, 0, len(rl.text)/max(snap.NumRows(), 1)*series+series*(avgName+24)+len(fams)*256)
 
 	for _, f := range fams {
 		if f.col < 0 {
