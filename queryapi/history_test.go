@@ -1,0 +1,218 @@
+package queryapi
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/model/value"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/tsdb/chunkenc"
+)
+
+type sample struct {
+	t int64
+	v float64
+}
+
+// selectSamples returns every series matching ms in [mint, maxt] with its
+// samples, staleness markers as value.StaleNaN.
+func selectSamples(t *testing.T, q storage.Queryable, mint, maxt int64, ms ...*labels.Matcher) map[string][]sample {
+	t.Helper()
+	qr, err := q.Querier(mint, maxt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qr.Close()
+	set := qr.Select(context.Background(), true, &storage.SelectHints{Start: mint, End: maxt}, ms...)
+	out := map[string][]sample{}
+	var it chunkenc.Iterator
+	for set.Next() {
+		s := set.At()
+		it = s.Iterator(it)
+		var got []sample
+		for it.Next() == chunkenc.ValFloat {
+			ts, v := it.At()
+			got = append(got, sample{ts, v})
+		}
+		out[s.Labels().String()] = got
+	}
+	if err := set.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func stale() float64 { return math.Float64frombits(value.StaleNaN) }
+
+func sameSamples(a, b []sample) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i].t != b[i].t || math.Float64bits(a[i].v) != math.Float64bits(b[i].v) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestSamplesStalenessAndScale(t *testing.T) {
+	h := fixtureHistory(t)
+	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour),
+		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, "fabric_switch_(transmit_bytes_total|temperature_celsius|latency_average_seconds)"))
+	micro := 1e-6 // a variable: Go's constant arithmetic would be exact
+	lat := 2.5 * micro
+	want := map[string][]sample{
+		`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-01"}`: {{ms(0), 1000}, {ms(10 * time.Second), 1500}, {ms(20 * time.Second), 2000}, {ms(30 * time.Second), 2500}, {ms(40 * time.Second), 3000}, {ms(50 * time.Second), 3500}},
+		`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-02"}`: {{ms(0), 100}, {ms(10 * time.Second), 400}, {ms(20 * time.Second), 700}, {ms(30 * time.Second), 50}, {ms(40 * time.Second), 350}, {ms(50 * time.Second), 650}},
+		// Missing at k=2 and 3: one marker at the first gap, then back.
+		`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-03"}`: {{ms(0), 2000}, {ms(10 * time.Second), 2100}, {ms(20 * time.Second), stale()}, {ms(40 * time.Second), 2400}, {ms(50 * time.Second), 2500}},
+		// An empty cell ends the series like a missing row.
+		`{__name__="fabric_switch_temperature_celsius", switch_id="SW-02"}`: {{ms(0), 55}, {ms(10 * time.Second), 55}, {ms(20 * time.Second), 55}, {ms(30 * time.Second), 55}, {ms(40 * time.Second), stale()}, {ms(50 * time.Second), 55}},
+		// Scaled as /metrics exports it: 2.5 µs times the float64 scale 1e-6
+		// (2.4999999999999998e-06, one ulp from the decimal 2.5e-6).
+		`{__name__="fabric_switch_latency_average_seconds", switch_id="SW-01"}`: {{ms(0), lat}, {ms(10 * time.Second), lat}, {ms(20 * time.Second), lat}, {ms(30 * time.Second), lat}, {ms(40 * time.Second), lat}, {ms(50 * time.Second), lat}},
+	}
+	if len(got) != 9 {
+		t.Errorf("got %d series, want 9: %v", len(got), got)
+	}
+	for name, w := range want {
+		if !sameSamples(got[name], w) {
+			t.Errorf("%s:\n got  %v\n want %v", name, got[name], w)
+		}
+	}
+}
+
+func TestSeekKeepsStalenessMarker(t *testing.T) {
+	h := fixtureHistory(t)
+	q, _ := h.Queryable().Querier(ms(0), ms(time.Hour))
+	set := q.Select(context.Background(), false, nil,
+		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "fabric_switch_transmit_bytes_total"),
+		labels.MustNewMatcher(labels.MatchEqual, "switch_id", "SW-03"))
+	if !set.Next() {
+		t.Fatal("SW-03 not selected")
+	}
+	for _, tc := range []struct {
+		seek  time.Duration
+		wantT time.Duration
+		stale bool
+	}{
+		{15 * time.Second, 20 * time.Second, true},  // lands on the gap: the marker
+		{21 * time.Second, 40 * time.Second, false}, // past the marker: the return
+		{55 * time.Second, -1, false},
+	} {
+		it := set.At().Iterator(nil)
+		typ := it.Seek(ms(tc.seek))
+		if tc.wantT < 0 {
+			if typ != chunkenc.ValNone {
+				t.Errorf("seek %s: got a sample, want none", tc.seek)
+			}
+			continue
+		}
+		ts, v := it.At()
+		if typ != chunkenc.ValFloat || ts != ms(tc.wantT) || value.IsStaleNaN(v) != tc.stale {
+			t.Errorf("seek %s: got %v (%d, %v), want t=%s stale=%v", tc.seek, typ, ts, v, tc.wantT, tc.stale)
+		}
+		// Seeking backwards does not move.
+		if it.Seek(ms(0)) != chunkenc.ValFloat || it.AtT() != ms(tc.wantT) {
+			t.Errorf("seek back from %s moved to %d", tc.wantT, it.AtT())
+		}
+	}
+}
+
+func TestLayoutShared(t *testing.T) {
+	h := fixtureHistory(t)
+	v := h.Load()
+	lay := func(k int) *layout { return v.blocks[k].lay }
+	// k=0,1 have three switches, k=2,3 two, k=4,5 three again.
+	if lay(0) != lay(1) || lay(2) != lay(3) || lay(4) != lay(5) {
+		t.Error("snapshots with the same rows do not share a layout")
+	}
+	if lay(1) == lay(2) || lay(3) == lay(4) {
+		t.Error("snapshots with different rows share a layout")
+	}
+}
+
+func TestRetentionEdge(t *testing.T) {
+	h := NewHistory(30 * time.Second)
+	for k := range 6 {
+		h.Append(fixtureSnapshot(t, k))
+	}
+	// Newest is t0+50s: t0+20s is exactly at the edge and is kept.
+	times := h.Load().Times()
+	if len(times) != 4 || !times[0].Equal(t0.Add(20*time.Second)) {
+		t.Fatalf("kept %v, want t0+20s..t0+50s", times)
+	}
+	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour),
+		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "fabric_switch_transmit_bytes_total"),
+		labels.MustNewMatcher(labels.MatchEqual, "switch_id", "SW-01"))
+	want := []sample{{ms(20 * time.Second), 2000}, {ms(30 * time.Second), 2500}, {ms(40 * time.Second), 3000}, {ms(50 * time.Second), 3500}}
+	if s := got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-01"}`]; !sameSamples(s, want) {
+		t.Errorf("got %v, want %v", s, want)
+	}
+}
+
+func TestAppendOutOfOrder(t *testing.T) {
+	h := NewHistory(time.Hour)
+	h.Append(fixtureSnapshot(t, 1))
+	h.Append(fixtureSnapshot(t, 0)) // older: ignored
+	if h.Load().Len() != 1 || h.Ignored() != 1 {
+		t.Fatalf("len %d ignored %d, want 1 and 1", h.Load().Len(), h.Ignored())
+	}
+	// Same time: the newer snapshot replaces the block.
+	s := buildSnapshot(t, t0.Add(step), fixtureColumns, fixtureRow{"SW-09", map[string]float64{"Tx_Bytes": 7}})
+	h.Append(s)
+	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour), labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "fabric_switch_transmit_bytes_total"))
+	if len(got) != 1 || !sameSamples(got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-09"}`], []sample{{ms(step), 7}}) {
+		t.Errorf("after replacing: %v", got)
+	}
+}
+
+// A view loaded before appends stays as it was.
+func TestViewIsImmutable(t *testing.T) {
+	h := NewHistory(20 * time.Second)
+	h.Append(fixtureSnapshot(t, 0))
+	h.Append(fixtureSnapshot(t, 1))
+	v := h.Load()
+	for k := 2; k < 6; k++ {
+		h.Append(fixtureSnapshot(t, k))
+	}
+	if got := v.Times(); len(got) != 2 || !got[1].Equal(t0.Add(step)) {
+		t.Errorf("old view changed: %v", got)
+	}
+}
+
+func TestLabelNamesAndValues(t *testing.T) {
+	h := fixtureHistory(t)
+	ctx := context.Background()
+	q, _ := h.Queryable().Querier(ms(20*time.Second), ms(30*time.Second))
+	names, _, _ := q.LabelNames(ctx, nil)
+	if want := []string{"__name__", "switch_id"}; !equalStrings(names, want) {
+		t.Errorf("names %v, want %v", names, want)
+	}
+	// Only SW-01 and SW-02 report in [t0+20s, t0+30s].
+	ids, _, _ := q.LabelValues(ctx, "switch_id", nil)
+	if want := []string{"SW-01", "SW-02"}; !equalStrings(ids, want) {
+		t.Errorf("values %v, want %v", ids, want)
+	}
+	q, _ = h.Queryable().Querier(ms(0), ms(time.Hour))
+	ids, _, _ = q.LabelValues(ctx, "switch_id", nil, labels.MustNewMatcher(labels.MatchRegexp, "switch_id", "SW-0[23]"))
+	if want := []string{"SW-02", "SW-03"}; !equalStrings(ids, want) {
+		t.Errorf("values with matcher %v, want %v", ids, want)
+	}
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,199 @@
+package queryapi
+
+import (
+	"math"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+
+	"github.com/fabrictelemetry/aggregator/snapshot"
+)
+
+// layout is the series table of a block: which series it holds and in what
+// order. A snapshot's series are the cross product of its metric columns and
+// its rows, so the table keeps one entry per row and per column, never per
+// series, and blocks whose snapshots have the same columns and rows share one
+// layout (the steady state of a fabric: every poll reuses the previous one).
+//
+// Series ids are ranks in label order: id = colRank*numRows + rowRank, where
+// columns are ranked by metric name and rows by their label set. With
+// __name__ as the first label name, id order is labels.Compare order, so a
+// selection comes out sorted and a metric's series are contiguous.
+type layout struct {
+	labelNames []string // row label names, snapshot order
+	names      []string // metric name per column, snapshot order
+	rowValues  []string // row-major label values, len(labelNames) per row
+	numRows    int
+
+	rowOrder []int32 // rowRank -> row
+	colOrder []int32 // colRank -> column
+	// labelOrdered is false when a row label name sorts before __name__, and
+	// the id order is then not labels.Compare order.
+	labelOrdered bool
+
+	// postings holds, per row label name and value, the sorted row ranks
+	// having that value ("" included, for rows where the label is empty).
+	postings map[string]map[string][]int32
+}
+
+// newLayout builds the series table of a snapshot.
+func newLayout(s *snapshot.Snapshot) *layout {
+	l := &layout{
+		labelNames:   slices.Clone(s.LabelNames()),
+		numRows:      s.NumRows(),
+		labelOrdered: true,
+	}
+	for _, m := range s.Metrics() {
+		l.names = append(l.names, m.Name)
+	}
+	for _, n := range l.labelNames {
+		if n < labels.MetricName {
+			l.labelOrdered = false
+		}
+	}
+	l.rowValues = make([]string, 0, l.numRows*len(l.labelNames))
+	for row := range l.numRows {
+		l.rowValues = append(l.rowValues, s.RowLabels(row)...)
+	}
+	l.rank()
+	l.index()
+	return l
+}
+
+// sameAs reports whether s has exactly the columns and rows of l, so that
+// its block can share l.
+func (l *layout) sameAs(s *snapshot.Snapshot) bool {
+	if s.NumRows() != l.numRows || !slices.Equal(s.LabelNames(), l.labelNames) || !l.sameNames(s) {
+		return false
+	}
+	n := len(l.labelNames)
+	for row := range l.numRows {
+		if !slices.Equal(s.RowLabels(row), l.rowValues[row*n:row*n+n]) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameNames reports whether s's columns have l's metric names.
+func (l *layout) sameNames(s *snapshot.Snapshot) bool {
+	if len(s.Metrics()) != len(l.names) {
+		return false
+	}
+	for i, m := range s.Metrics() {
+		if m.Name != l.names[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (l *layout) numSeries() int { return l.numRows * len(l.names) }
+
+// rank orders the columns by metric name and the rows by label set.
+func (l *layout) rank() {
+	l.colOrder = make([]int32, len(l.names))
+	for i := range l.colOrder {
+		l.colOrder[i] = int32(i)
+	}
+	slices.SortFunc(l.colOrder, func(a, b int32) int { return compareStrings(l.names[a], l.names[b]) })
+
+	rowSets := make([]labels.Labels, l.numRows)
+	b := labels.NewScratchBuilder(len(l.labelNames))
+	for row := range rowSets {
+		rowSets[row] = l.rowLabels(&b, row, "")
+	}
+	l.rowOrder = make([]int32, l.numRows)
+	for i := range l.rowOrder {
+		l.rowOrder[i] = int32(i)
+	}
+	slices.SortFunc(l.rowOrder, func(a, b int32) int { return labels.Compare(rowSets[a], rowSets[b]) })
+}
+
+func (l *layout) index() {
+	l.postings = make(map[string]map[string][]int32, len(l.labelNames))
+	n := len(l.labelNames)
+	for i, name := range l.labelNames {
+		byValue := map[string][]int32{}
+		for rank, row := range l.rowOrder {
+			v := l.rowValues[int(row)*n+i]
+			byValue[v] = append(byValue[v], int32(rank))
+		}
+		l.postings[name] = byValue
+	}
+}
+
+// rowLabels builds the label set of a row, with the metric name when name is
+// not empty. Empty values are left out, as Prometheus treats an empty label
+// as an absent one.
+func (l *layout) rowLabels(b *labels.ScratchBuilder, row int, name string) labels.Labels {
+	b.Reset()
+	if name != "" {
+		b.Add(labels.MetricName, name)
+	}
+	n := len(l.labelNames)
+	for i, v := range l.rowValues[row*n : row*n+n] {
+		if v != "" {
+			b.Add(l.labelNames[i], v)
+		}
+	}
+	b.Sort()
+	return b.Labels()
+}
+
+// seriesLabels builds the label set of a series id.
+func (l *layout) seriesLabels(b *labels.ScratchBuilder, id int32) labels.Labels {
+	colRank, rowRank := int(id)/l.numRows, int(id)%l.numRows
+	return l.rowLabels(b, int(l.rowOrder[rowRank]), l.names[l.colOrder[colRank]])
+}
+
+// cell returns the snapshot row and column of a series id.
+func (l *layout) cell(id int) (row, col int) {
+	return int(l.rowOrder[id%l.numRows]), int(l.colOrder[id/l.numRows])
+}
+
+// absentBits marks a cell with no value in a block. It is a signalling NaN
+// that no arithmetic produces, distinct from value.StaleNaN; NaNs from the
+// source are stored as the normal NaN so they can never be taken for it.
+const absentBits uint64 = 0x7ff00000000000a5
+
+var absent = math.Float64frombits(absentBits)
+
+// gather copies a snapshot's values in id order, scaled as /metrics exports
+// them. s must have l's columns and rows.
+func (l *layout) gather(s *snapshot.Snapshot) []float64 {
+	values := make([]float64, l.numSeries())
+	metrics := s.Metrics()
+	for colRank, col := range l.colOrder {
+		scale := metrics[col].Scale
+		out := values[colRank*l.numRows : (colRank+1)*l.numRows]
+		for rowRank, row := range l.rowOrder {
+			out[rowRank] = scaled(s.Value(int(row), int(col)), scale)
+		}
+	}
+	return values
+}
+
+func scaled(v snapshot.Value, scale float64) float64 {
+	if !v.Present() {
+		return absent
+	}
+	f := v.Float64()
+	if scale != 1 && scale != 0 { // zero is an unset scale, as in schema.Default
+		f *= scale
+	}
+	if math.IsNaN(f) {
+		return math.NaN()
+	}
+	return f
+}
+
+func compareStrings(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,218 @@
+package queryapi
+
+import (
+	"context"
+	"slices"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// Queryable returns a storage.Queryable over the history: each Querier reads
+// the view current when it is made, so one query sees one history.
+func (h *History) Queryable() storage.Queryable { return queryable{h: h} }
+
+type queryable struct {
+	h *History
+	// fullScan matches every series' labels instead of using the index; it
+	// exists for the benchmark that measures the index.
+	fullScan bool
+}
+
+func (q queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	return &querier{sel: newSelection(q.h.Load().span(mint, maxt)), fullScan: q.fullScan}, nil
+}
+
+// selection is the blocks of one querier's time range and their distinct
+// layouts: one in a steady fabric, more when rows or columns changed.
+type selection struct {
+	blocks   []*block
+	layouts  []*layout
+	layoutOf []int // per block, index into layouts
+}
+
+func newSelection(blocks []*block) *selection {
+	s := &selection{blocks: blocks, layoutOf: make([]int, len(blocks))}
+	for i, b := range blocks {
+		j := slices.Index(s.layouts, b.lay)
+		if j < 0 {
+			j = len(s.layouts)
+			s.layouts = append(s.layouts, b.lay)
+		}
+		s.layoutOf[i] = j
+	}
+	return s
+}
+
+// seriesRef is one selected series: its labels and its id in each layout of
+// the selection (-1 where the layout does not have it).
+type seriesRef struct {
+	lset labels.Labels
+	ids  []int32
+}
+
+// value returns the series' sample in block i, if it has one.
+func (s *selection) value(ids []int32, i int) (float64, bool) {
+	id := ids[s.layoutOf[i]]
+	if id < 0 {
+		return 0, false
+	}
+	v := s.blocks[i].values[id]
+	return v, !isAbsent(v)
+}
+
+func (s *selection) hasSamples(ids []int32) bool {
+	for i := range s.blocks {
+		if _, ok := s.value(ids, i); ok {
+			return true
+		}
+	}
+	return false
+}
+
+type querier struct {
+	sel      *selection
+	fullScan bool
+}
+
+func (q *querier) Close() error { return nil }
+
+// Select returns the matching series. Label-only lookups (hints nil or
+// Func "series") leave out series without a sample in the range; the
+// engine does not need that filter, since a series without samples yields
+// nothing.
+func (q *querier) Select(_ context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	refs := q.refs(ms)
+	if hints == nil || hints.Func == "series" {
+		refs = slices.DeleteFunc(refs, func(r seriesRef) bool { return !q.sel.hasSamples(r.ids) })
+	}
+	if sortSeries && !q.labelOrdered() {
+		slices.SortFunc(refs, func(a, b seriesRef) int { return labels.Compare(a.lset, b.lset) })
+	}
+	return &seriesSet{sel: q.sel, refs: refs, i: -1}
+}
+
+func (q *querier) labelOrdered() bool {
+	return len(q.sel.layouts) != 1 || q.sel.layouts[0].labelOrdered
+}
+
+// refs matches each layout and merges the layouts' series by labels.
+func (q *querier) refs(ms []*labels.Matcher) []seriesRef {
+	nl := len(q.sel.layouts)
+	if nl == 0 {
+		return nil
+	}
+	b := labels.NewScratchBuilder(8)
+	type entry struct {
+		lset   labels.Labels
+		layout int
+		id     int32
+	}
+	var entries []entry
+	for li, lay := range q.sel.layouts {
+		for _, id := range q.matchLayout(lay, ms) {
+			entries = append(entries, entry{lay.seriesLabels(&b, id), li, id})
+		}
+	}
+	if nl > 1 {
+		slices.SortStableFunc(entries, func(a, b entry) int { return labels.Compare(a.lset, b.lset) })
+	}
+	refs := make([]seriesRef, 0, len(entries))
+	for i := 0; i < len(entries); {
+		ids := make([]int32, nl)
+		for j := range ids {
+			ids[j] = -1
+		}
+		lset := entries[i].lset
+		for ; i < len(entries) && labels.Equal(entries[i].lset, lset); i++ {
+			ids[entries[i].layout] = entries[i].id
+		}
+		refs = append(refs, seriesRef{lset: lset, ids: ids})
+	}
+	return refs
+}
+
+func (q *querier) matchLayout(lay *layout, ms []*labels.Matcher) []int32 {
+	if q.fullScan {
+		return lay.scan(ms)
+	}
+	return lay.match(ms)
+}
+
+// LabelValues returns the values of a label, from the index when there are
+// no matchers, else from the matching series.
+func (q *querier) LabelValues(_ context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	set := map[string]struct{}{}
+	if len(ms) == 0 {
+		for _, lay := range q.sel.layouts {
+			lay.addValues(set, name)
+		}
+	} else {
+		for _, r := range q.refs(ms) {
+			if v := r.lset.Get(name); v != "" && q.sel.hasSamples(r.ids) {
+				set[v] = struct{}{}
+			}
+		}
+	}
+	return limited(sortedKeys(set), hints), nil, nil
+}
+
+// LabelNames returns the names of the labels that have a value.
+func (q *querier) LabelNames(_ context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	set := map[string]struct{}{}
+	if len(ms) == 0 {
+		for _, lay := range q.sel.layouts {
+			lay.addNames(set)
+		}
+	} else {
+		for _, r := range q.refs(ms) {
+			if q.sel.hasSamples(r.ids) {
+				r.lset.Range(func(l labels.Label) { set[l.Name] = struct{}{} })
+			}
+		}
+	}
+	return limited(sortedKeys(set), hints), nil, nil
+}
+
+func (l *layout) addValues(set map[string]struct{}, name string) {
+	if name == labels.MetricName {
+		for _, n := range l.names {
+			set[n] = struct{}{}
+		}
+		return
+	}
+	for v := range l.postings[name] {
+		if v != "" {
+			set[v] = struct{}{}
+		}
+	}
+}
+
+func (l *layout) addNames(set map[string]struct{}) {
+	if len(l.names) == 0 {
+		return
+	}
+	set[labels.MetricName] = struct{}{}
+	for name, byValue := range l.postings {
+		if len(byValue) > 1 || byValue[""] == nil {
+			set[name] = struct{}{}
+		}
+	}
+}
+
+func sortedKeys(set map[string]struct{}) []string {
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func limited(values []string, hints *storage.LabelHints) []string {
+	if hints != nil && hints.Limit > 0 && len(values) > hints.Limit {
+		return values[:hints.Limit]
+	}
+	return values
+}
