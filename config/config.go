@@ -1,0 +1,170 @@
+// Package config reads the aggregator's source file (--config.file): the
+// telemetry sources to poll, each with its own URL, format, schedule, shards
+// and extra labels. Flags stay enough for one source; the file is for
+// several fabrics, or several UFM shards of one.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"regexp"
+	"time"
+
+	"github.com/alecthomas/units"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+)
+
+// Formats a source may declare.
+const (
+	FormatAuto   = "auto"   // told from the header
+	FormatMatrix = "matrix" // the switch matrix: switch_id[,port],timestamp,...
+	FormatUFM    = "ufm"    // UFM Telemetry CSV: timestamp,source_id,tag,node_guid,port_guid,port_num,node_description,...
+)
+
+// MaxShards bounds the parallel fetches of one source.
+const MaxShards = 256
+
+// Config is the whole file.
+type Config struct {
+	Sources []Source `yaml:"sources"`
+}
+
+// Source is one telemetry endpoint.
+type Source struct {
+	// Name identifies the source in logs and in the source label of the
+	// self-metrics.
+	Name string `yaml:"name"`
+	URL  string `yaml:"url"`
+	// Format is auto, matrix or ufm.
+	Format   string         `yaml:"format,omitempty"`
+	Interval model.Duration `yaml:"interval,omitempty"`
+	Timeout  model.Duration `yaml:"timeout,omitempty"`
+	MaxBytes Bytes          `yaml:"max_bytes,omitempty"`
+	// Shards > 1 polls the source as that many UFM shards in parallel
+	// (?num_shards=N&shard=i) and merges them into one snapshot.
+	Shards int `yaml:"shards,omitempty"`
+	// Labels are added to every series of the source, e.g. fabric: east.
+	Labels map[string]string `yaml:"labels,omitempty"`
+}
+
+// Bytes is a size such as 256MiB.
+type Bytes int64
+
+// UnmarshalYAML reads a size with a binary unit suffix, or a plain number.
+func (b *Bytes) UnmarshalYAML(node *yaml.Node) error {
+	var s string
+	if err := node.Decode(&s); err != nil {
+		return err
+	}
+	n, err := units.ParseBase2Bytes(s)
+	if err != nil {
+		return fmt.Errorf("size %q: %w", s, err)
+	}
+	*b = Bytes(n)
+	return nil
+}
+
+// Load reads and checks a config file. Fields a source leaves out are taken
+// from defaults (the flag values).
+func Load(path string, defaults Source) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config file: %w", err)
+	}
+	cfg, err := Parse(data, defaults)
+	if err != nil {
+		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	return cfg, nil
+}
+
+// Parse decodes a config strictly: unknown fields are errors, so a typo does
+// not silently fall back to a default.
+func Parse(data []byte, defaults Source) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("parsing YAML: %w", err)
+	}
+	if len(cfg.Sources) == 0 {
+		return nil, errors.New("no sources")
+	}
+	seen := map[string]bool{}
+	for i := range cfg.Sources {
+		s := &cfg.Sources[i]
+		s.fillDefaults(defaults)
+		if err := s.validate(); err != nil {
+			return nil, fmt.Errorf("source %d (%q): %w", i+1, s.Name, err)
+		}
+		if seen[s.Name] {
+			return nil, fmt.Errorf("source %d: duplicate name %q", i+1, s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return &cfg, nil
+}
+
+func (s *Source) fillDefaults(d Source) {
+	if s.Format == "" {
+		s.Format = d.Format
+	}
+	if s.Interval == 0 {
+		s.Interval = d.Interval
+	}
+	if s.Timeout == 0 {
+		s.Timeout = d.Timeout
+	}
+	if s.MaxBytes == 0 {
+		s.MaxBytes = d.MaxBytes
+	}
+	if s.Shards == 0 {
+		s.Shards = 1
+	}
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
+
+// reservedLabels are set by the aggregator itself.
+var reservedLabels = map[string]bool{"switch_id": true, "port": true, "node_guid": true, "source": true, "job": true, "instance": true}
+
+func (s *Source) validate() error {
+	if !nameRE.MatchString(s.Name) {
+		return fmt.Errorf("name must match %s", nameRE)
+	}
+	u, err := url.Parse(s.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("url %q is not an http(s) URL", s.URL)
+	}
+	switch s.Format {
+	case FormatAuto, FormatMatrix, FormatUFM:
+	default:
+		return fmt.Errorf("format %q is not one of auto, matrix, ufm", s.Format)
+	}
+	switch {
+	case time.Duration(s.Interval) <= 0:
+		return errors.New("interval must be positive")
+	case time.Duration(s.Timeout) <= 0:
+		return errors.New("timeout must be positive")
+	case s.MaxBytes <= 0:
+		return errors.New("max_bytes must be positive")
+	case s.Shards < 1 || s.Shards > MaxShards:
+		return fmt.Errorf("shards must be between 1 and %d", MaxShards)
+	}
+	for name, value := range s.Labels {
+		if !model.LegacyValidation.IsValidLabelName(name) || len(name) >= 2 && name[:2] == "__" {
+			return fmt.Errorf("label name %q is not a valid Prometheus label name", name)
+		}
+		if reservedLabels[name] {
+			return fmt.Errorf("label %q is set by the aggregator", name)
+		}
+		if value == "" {
+			return fmt.Errorf("label %q has an empty value", name)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+)
+
+var defaults = Source{
+	Format:   FormatAuto,
+	Interval: model.Duration(10 * time.Second),
+	Timeout:  model.Duration(5 * time.Second),
+	MaxBytes: 256 << 20,
+}
+
+func TestParseExample(t *testing.T) {
+	cfg, err := Load(filepath.Join("testdata", "example.yml"), defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sources) != 2 {
+		t.Fatalf("%d sources, want 2", len(cfg.Sources))
+	}
+	east, west := cfg.Sources[0], cfg.Sources[1]
+	if east.Name != "east" || east.Format != FormatUFM || east.Shards != 4 || east.Labels["fabric"] != "east" {
+		t.Errorf("east read as %+v", east)
+	}
+	if time.Duration(east.Interval) != 5*time.Second || east.MaxBytes != 512<<20 {
+		t.Errorf("east interval %v, max_bytes %d", east.Interval, east.MaxBytes)
+	}
+	// west leaves everything but name and url to the defaults.
+	if west.Format != defaults.Format || west.Interval != defaults.Interval || west.Timeout != defaults.Timeout ||
+		west.MaxBytes != defaults.MaxBytes || west.Shards != 1 {
+		t.Errorf("west did not take the defaults: %+v", west)
+	}
+}
+
+func TestParseRejects(t *testing.T) {
+	const good = "sources:\n- name: a\n  url: http://127.0.0.1:9001/counters\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"no sources", "sources: []\n", "no sources"},
+		{"unknown field", good + "  intervall: 5s\n", "intervall"},
+		{"not YAML", "sources: [\n", "parsing YAML"},
+		{"bad name", strings.Replace(good, "name: a", "name: 'a b'", 1), "name must match"},
+		{"duplicate name", good + "- name: a\n  url: http://127.0.0.1:9002/\n", "duplicate name"},
+		{"bad url", strings.Replace(good, "http://127.0.0.1:9001/counters", "ftp://x/", 1), "not an http(s) URL"},
+		{"bad format", good + "  format: json\n", "format"},
+		{"bad interval", good + "  interval: soon\n", "parsing YAML"},
+		{"negative shards", good + "  shards: -1\n", "shards"},
+		{"too many shards", good + "  shards: 100000\n", "shards"},
+		{"bad size", good + "  max_bytes: lots\n", "size"},
+		{"bad label name", good + "  labels: {'1x': a}\n", "label name"},
+		{"reserved label", good + "  labels: {switch_id: a}\n", "set by the aggregator"},
+		{"empty label value", good + "  labels: {fabric: ''}\n", "empty value"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), defaults)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	if _, err := Load(filepath.Join(t.TempDir(), "absent.yml"), defaults); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("error %v, want file not found", err)
+	}
+}
+
+// FuzzParse checks that no file crashes the parser and that whatever it
+// accepts is valid.
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile(filepath.Join("testdata", "example.yml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(example)
+	f.Add([]byte("sources:\n- name: a\n  url: http://h/\n  shards: 3\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, defaults)
+		if err != nil {
+			return
+		}
+		for _, s := range cfg.Sources {
+			if err := s.validate(); err != nil {
+				t.Fatalf("accepted an invalid source %+v: %v", s, err)
+			}
+		}
+	})
+}
