@@ -15,41 +15,23 @@ import (
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
-// Identity columns of the switch matrix. Every other column is a metric.
-const (
-	ColumnSwitchID  = snapshot.SwitchLabel
-	ColumnPort      = "port"
-	ColumnTimestamp = "timestamp"
-)
-
 // Parser turns a CSV body into a snapshot, all or nothing. It keeps the switch
 // ids of the previous body so that a steady fabric allocates no new strings;
 // a Parser therefore belongs to one writer.
 type Parser struct {
 	table  *schema.Table
+	format Format
 	intern map[string]string
 	prev   *snapshot.Snapshot // the last accepted snapshot
 }
 
-// NewParser returns a parser that names columns with table.
-func NewParser(table *schema.Table) *Parser {
-	return &Parser{table: table, intern: map[string]string{}}
-}
+// NewParser returns a parser that tells the format from the header and names
+// columns with table.
+func NewParser(table *schema.Table) *Parser { return NewFormatParser(table, FormatAuto) }
 
-type role uint8
-
-const (
-	roleMetric role = iota
-	roleLabel
-	roleTimestamp
-)
-
-// layout is what the header says about each field of a row.
-type layout struct {
-	roles      []role
-	slot       []int // label index, or metric column index
-	labelNames []string
-	columns    []string
+// NewFormatParser returns a parser for one format.
+func NewFormatParser(table *schema.Table, format Format) *Parser {
+	return &Parser{table: table, format: format, intern: map[string]string{}}
 }
 
 // Parse validates body and builds a snapshot from it. Columns are found by
@@ -78,7 +60,7 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 	if newest > 0 {
 		t = newest.time()
 	}
-	metrics, _ := p.table.Resolve(schema.SwitchSubsystem, lay.columns)
+	metrics, _ := p.table.Resolve(lay.subsystem(), lay.columns)
 	b.ShareIndex(p.prev)
 	snap, err := b.Build(t, metrics)
 	if err != nil {
@@ -104,51 +86,6 @@ func (p *Parser) remember(snap *snapshot.Snapshot) {
 	}
 }
 
-func (p *Parser) parseHeader(line []byte) (*layout, error) {
-	line = bytes.TrimSuffix(line, []byte{'\r'})
-	if !utf8.Valid(line) || hasControl(line) {
-		return nil, errorf(ReasonParse, "header is not CSV text")
-	}
-	names, err := splitLine(line)
-	if err != nil {
-		return nil, errorf(ReasonParse, "header: %w", err)
-	}
-	lay := &layout{roles: make([]role, len(names)), slot: make([]int, len(names))}
-	seen := make(map[string]bool, len(names))
-	for i, name := range names {
-		switch {
-		case name == "":
-			return nil, errorf(ReasonSchema, "column %d has no name", i+1)
-		case seen[name]:
-			return nil, errorf(ReasonSchema, "duplicate column %q", name)
-		}
-		seen[name] = true
-		switch name {
-		case ColumnTimestamp:
-			lay.roles[i] = roleTimestamp
-		case ColumnSwitchID, ColumnPort:
-			lay.roles[i] = roleLabel
-		default:
-			lay.roles[i] = roleMetric
-			lay.slot[i] = len(lay.columns)
-			lay.columns = append(lay.columns, name)
-		}
-	}
-	if !seen[ColumnSwitchID] {
-		return nil, errorf(ReasonSchema, "no %s column", ColumnSwitchID)
-	}
-	// switch_id first, then port, whatever the column order.
-	for _, label := range []string{ColumnSwitchID, ColumnPort} {
-		for i, name := range names {
-			if name == label {
-				lay.slot[i] = len(lay.labelNames)
-				lay.labelNames = append(lay.labelNames, label)
-			}
-		}
-	}
-	return lay, nil
-}
-
 // rowScratch holds one row while it is checked, reused across rows. Fields
 // are offsets into the line rather than slices: no pointers to store, so no
 // garbage-collector write barriers in the inner loop.
@@ -170,6 +107,9 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 		line, rest, complete := bytes.Cut(body, []byte{'\n'})
 		var ts timestamp
 		var fields int
+		if lay.guidSlot > 0 {
+			sc.labels[0] = "" // set by node_description, if any
+		}
 		if bytes.IndexByte(line, '"') >= 0 {
 			// Quoted fields may hold commas and newlines: let encoding/csv
 			// read this one record from here.
@@ -198,6 +138,9 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 		}
 		if err != nil {
 			return 0, errorf(ReasonParse, "line %d: %w", lineNo, err)
+		}
+		if sc.labels[0] == "" && lay.guidSlot > 0 {
+			sc.labels[0] = sc.labels[lay.guidSlot] // a switch without a description
 		}
 		newest = max(newest, ts)
 		row := b.AddRow(sc.labels...)
@@ -343,14 +286,26 @@ func (p *Parser) parseRow(lay *layout, line []byte, sc *rowScratch) (ts timestam
 	return ts, nil
 }
 
-// parseIdentity reads field i when it is a label or the timestamp.
+// parseIdentity reads field i when it is not a metric.
 func (p *Parser) parseIdentity(lay *layout, i int, f []byte, sc *rowScratch, ts timestamp) (timestamp, error) {
-	if lay.roles[i] == roleTimestamp {
+	switch lay.roles[i] {
+	case roleTimestamp:
 		return parseTimestamp(f)
+	case roleIgnore:
+		return ts, nil
+	case roleDescription:
+		// UFM's node_description starts with the switch name.
+		if j := bytes.IndexAny(f, " \t"); j >= 0 {
+			f = f[:j]
+		}
+		if len(f) == 0 {
+			sc.labels[0] = "" // filled from node_guid by the caller
+			return ts, nil
+		}
 	}
 	s, err := p.label(f)
 	if err != nil {
-		return ts, fmt.Errorf("column %q: %w", lay.labelNames[lay.slot[i]], err)
+		return ts, fmt.Errorf("column %q: %w", lay.names[i], err)
 	}
 	sc.labels[lay.slot[i]] = s
 	return ts, nil

@@ -207,7 +207,7 @@ func FuzzParseMatchesEncodingCSV(f *testing.F) {
 	f.Add([]byte("switch_id,Rx_Bytes,Power_W\n\"SW,1\",\"7\",1.5\r\nSW-2,,NaN\n"))
 	f.Add([]byte("Rx_Bytes,switch_id\n18446744073709551615,a\n-3,b"))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		snap, err := NewParser(schema.Default()).Parse(body, pollTime)
+		snap, err := NewFormatParser(schema.Default(), FormatMatrix).Parse(body, pollTime)
 		if err != nil {
 			if ReasonOf(err) == "" {
 				t.Fatalf("error without a reason: %v", err)

@@ -47,18 +47,35 @@ type Table struct {
 	notes    *noteReporter
 }
 
-// Default returns the built-in table for the switch matrix.
+// Default returns the built-in table: the switch matrix's columns and UFM
+// Telemetry's InfiniBand port counters.
 func Default() *Table {
 	t := &Table{byColumn: map[string]Metric{}}
-	for _, m := range switchMetrics {
-		m.Name = Namespace + "_" + SwitchSubsystem + "_" + m.Name
-		m.Known = true
-		if m.Scale == 0 {
-			m.Scale = 1
+	for _, group := range []struct {
+		subsystem string
+		metrics   []Metric
+	}{{SwitchSubsystem, switchMetrics}, {PortSubsystem, ufmPortMetrics}} {
+		for _, m := range group.metrics {
+			m.Name = Namespace + "_" + group.subsystem + "_" + m.Name
+			m.Known = true
+			if m.Scale == 0 {
+				m.Scale = 1
+			}
+			t.Add(m)
 		}
-		t.Add(m)
 	}
 	return t
+}
+
+// forSubsystem names a table entry for rows of a subsystem: the switch
+// matrix's columns sent per port (switch_id,port,...) are fabric_port_*
+// metrics, with the same naming rules.
+func (m Metric) forSubsystem(subsystem string) Metric {
+	switchPrefix := Namespace + "_" + SwitchSubsystem + "_"
+	if subsystem != SwitchSubsystem && strings.HasPrefix(m.Name, switchPrefix) {
+		m.Name = Namespace + "_" + subsystem + "_" + strings.TrimPrefix(m.Name, switchPrefix)
+	}
+	return m
 }
 
 // Add adds or replaces the entry for m.Column.
@@ -97,6 +114,13 @@ func (t *Table) Resolve(subsystem string, columns []string) (metrics []Metric, n
 	// Known columns first, so they win every clash.
 	for i, c := range columns {
 		if m, ok := t.byColumn[c]; ok {
+			m = m.forSubsystem(subsystem)
+			// Two known columns can meet under one name (Tx_Bytes and
+			// PortXmitDataExtended in one per-port body): the first keeps it.
+			if name := unclash(m.Name, taken); name != m.Name {
+				notes = append(notes, fmt.Sprintf("column %q would be %s like column %q; exported as %s", c, m.Name, taken[m.Name], name))
+				m.Name = name
+			}
 			metrics[i] = m
 			taken[m.Name] = c
 		}
@@ -105,11 +129,8 @@ func (t *Table) Resolve(subsystem string, columns []string) (metrics []Metric, n
 		if metrics[i].Name != "" {
 			continue
 		}
-		name := Namespace + "_" + subsystem + "_" + SnakeCase(c)
-		base := name
-		for n := 2; taken[name] != ""; n++ {
-			name = fmt.Sprintf("%s_%d", base, n)
-		}
+		base := Namespace + "_" + subsystem + "_" + SnakeCase(c)
+		name := unclash(base, taken)
 		if name != base {
 			notes = append(notes, fmt.Sprintf("column %q would be %s like column %q; exported as %s", c, base, taken[base], name))
 		}
@@ -123,6 +144,23 @@ func (t *Table) Resolve(subsystem string, columns []string) (metrics []Metric, n
 		}
 	}
 	return metrics, notes
+}
+
+// unclash returns name, or name with the first free numbered suffix. A
+// counter keeps its _total at the end.
+func unclash(name string, taken map[string]string) string {
+	if taken[name] == "" {
+		return name
+	}
+	stem, suffix := name, ""
+	if strings.HasSuffix(name, "_total") {
+		stem, suffix = strings.TrimSuffix(name, "_total"), "_total"
+	}
+	for n := 2; ; n++ {
+		if candidate := fmt.Sprintf("%s_%d%s", stem, n, suffix); taken[candidate] == "" {
+			return candidate
+		}
+	}
 }
 
 // SnakeCase folds a column name into a metric-name fragment: CamelCase and
@@ -167,21 +205,40 @@ const cached = " Cached from the last successful poll of the source."
 // switchMetrics is the built-in table of the switch matrix, names without
 // the fabric_switch_ prefix.
 var switchMetrics = []Metric{
-	{Column: "Latency_Avg_uSec", Name: "latency_average_seconds", Type: Gauge, Scale: 1e-6, Help: "Average port-to-port latency of the switch in seconds (source column Latency_Avg_uSec, microseconds)." + cached},
-	{Column: "Latency_Max_uSec", Name: "latency_max_seconds", Type: Gauge, Scale: 1e-6, Help: "Maximum latency of the switch in seconds (source column Latency_Max_uSec, microseconds)." + cached},
-	{Column: "Bandwidth_Util_Pct", Name: "bandwidth_utilization_ratio", Type: Gauge, Scale: 0.01, Help: "Bandwidth utilization of the switch, 0 to 1 (source column Bandwidth_Util_Pct, percent)." + cached},
-	{Column: "Buffer_Util_Pct", Name: "buffer_utilization_ratio", Type: Gauge, Scale: 0.01, Help: "Buffer utilization of the switch, 0 to 1 (source column Buffer_Util_Pct, percent)." + cached},
-	{Column: "Rx_Bytes", Name: "receive_bytes_total", Type: Counter, Help: "Bytes received by the switch (source column Rx_Bytes)." + cached},
-	{Column: "Tx_Bytes", Name: "transmit_bytes_total", Type: Counter, Help: "Bytes transmitted by the switch (source column Tx_Bytes)." + cached},
-	{Column: "Rx_Packets", Name: "receive_packets_total", Type: Counter, Help: "Packets received by the switch (source column Rx_Packets)." + cached},
-	{Column: "Tx_Packets", Name: "transmit_packets_total", Type: Counter, Help: "Packets transmitted by the switch (source column Tx_Packets)." + cached},
-	{Column: "Rx_Errors", Name: "receive_errors_total", Type: Counter, Help: "Receive errors on the switch (source column Rx_Errors)." + cached},
-	{Column: "Tx_Discards", Name: "transmit_discards_total", Type: Counter, Help: "Transmit discards on the switch (source column Tx_Discards)." + cached},
-	{Column: "Symbol_Errors", Name: "symbol_errors_total", Type: Counter, Help: "Physical-layer symbol errors on the switch (source column Symbol_Errors)." + cached},
-	{Column: "Link_Down_Count", Name: "link_downed_total", Type: Counter, Help: "Times a link of the switch went down (source column Link_Down_Count)." + cached},
-	{Column: "Xmit_Wait", Name: "transmit_wait_total", Type: Counter, Help: "Ticks the switch had data to send but no credits (source column Xmit_Wait)." + cached},
-	{Column: "Temperature_C", Name: "temperature_celsius", Type: Gauge, Help: "Temperature of the switch in degrees Celsius (source column Temperature_C)." + cached},
-	{Column: "Power_W", Name: "power_watts", Type: Gauge, Help: "Power draw of the switch in watts (source column Power_W)." + cached},
-	{Column: "Ports_Up", Name: "ports_up", Type: Gauge, Help: "Ports of the switch whose link is up (source column Ports_Up)." + cached},
-	{Column: "Ports_Total", Name: "ports", Type: Gauge, Help: "Ports of the switch (source column Ports_Total)." + cached},
+	{Column: "Latency_Avg_uSec", Name: "latency_average_seconds", Type: Gauge, Scale: 1e-6, Help: "Average latency in seconds (source column Latency_Avg_uSec, microseconds)." + cached},
+	{Column: "Latency_Max_uSec", Name: "latency_max_seconds", Type: Gauge, Scale: 1e-6, Help: "Maximum latency in seconds (source column Latency_Max_uSec, microseconds)." + cached},
+	{Column: "Bandwidth_Util_Pct", Name: "bandwidth_utilization_ratio", Type: Gauge, Scale: 0.01, Help: "Bandwidth utilization, 0 to 1 (source column Bandwidth_Util_Pct, percent)." + cached},
+	{Column: "Buffer_Util_Pct", Name: "buffer_utilization_ratio", Type: Gauge, Scale: 0.01, Help: "Buffer utilization, 0 to 1 (source column Buffer_Util_Pct, percent)." + cached},
+	{Column: "Rx_Bytes", Name: "receive_bytes_total", Type: Counter, Help: "Bytes received (source column Rx_Bytes)." + cached},
+	{Column: "Tx_Bytes", Name: "transmit_bytes_total", Type: Counter, Help: "Bytes transmitted (source column Tx_Bytes)." + cached},
+	{Column: "Rx_Packets", Name: "receive_packets_total", Type: Counter, Help: "Packets received (source column Rx_Packets)." + cached},
+	{Column: "Tx_Packets", Name: "transmit_packets_total", Type: Counter, Help: "Packets transmitted (source column Tx_Packets)." + cached},
+	{Column: "Rx_Errors", Name: "receive_errors_total", Type: Counter, Help: "Receive errors (source column Rx_Errors)." + cached},
+	{Column: "Tx_Discards", Name: "transmit_discards_total", Type: Counter, Help: "Transmit discards (source column Tx_Discards)." + cached},
+	{Column: "Symbol_Errors", Name: "symbol_errors_total", Type: Counter, Help: "Physical-layer symbol errors (source column Symbol_Errors)." + cached},
+	{Column: "Link_Down_Count", Name: "link_downed_total", Type: Counter, Help: "Times a link went down (source column Link_Down_Count)." + cached},
+	{Column: "Xmit_Wait", Name: "transmit_wait_total", Type: Counter, Help: "Ticks with data to send but no credits (source column Xmit_Wait)." + cached},
+	{Column: "Temperature_C", Name: "temperature_celsius", Type: Gauge, Help: "Temperature in degrees Celsius (source column Temperature_C)." + cached},
+	{Column: "Power_W", Name: "power_watts", Type: Gauge, Help: "Power draw in watts (source column Power_W)." + cached},
+	{Column: "Ports_Up", Name: "ports_up", Type: Gauge, Help: "Ports whose link is up (source column Ports_Up)." + cached},
+	{Column: "Ports_Total", Name: "ports", Type: Gauge, Help: "Number of ports (source column Ports_Total)." + cached},
+}
+
+// ufmPortMetrics are UFM Telemetry's InfiniBand extended port counters. The
+// data counters count 4-octet words; they are exported in bytes.
+var ufmPortMetrics = []Metric{
+	{Column: "PortXmitDataExtended", Name: "transmit_bytes_total", Type: Counter, Scale: 4, Help: "Bytes transmitted (UFM PortXmitDataExtended, 4-octet words, ×4)." + cached},
+	{Column: "PortRcvDataExtended", Name: "receive_bytes_total", Type: Counter, Scale: 4, Help: "Bytes received (UFM PortRcvDataExtended, 4-octet words, ×4)." + cached},
+	{Column: "PortXmitPktsExtended", Name: "transmit_packets_total", Type: Counter, Help: "Packets transmitted (UFM PortXmitPktsExtended)." + cached},
+	{Column: "PortRcvPktsExtended", Name: "receive_packets_total", Type: Counter, Help: "Packets received (UFM PortRcvPktsExtended)." + cached},
+	{Column: "PortXmitWaitExtended", Name: "transmit_wait_total", Type: Counter, Help: "Ticks with data to send but no credits (UFM PortXmitWaitExtended)." + cached},
+	{Column: "SymbolErrorCounterExtended", Name: "symbol_errors_total", Type: Counter, Help: "Physical-layer symbol errors (UFM SymbolErrorCounterExtended)." + cached},
+	{Column: "LinkErrorRecoveryCounterExtended", Name: "link_error_recovery_total", Type: Counter, Help: "Link error recoveries (UFM LinkErrorRecoveryCounterExtended)." + cached},
+	{Column: "LinkDownedCounterExtended", Name: "link_downed_total", Type: Counter, Help: "Times the link went down (UFM LinkDownedCounterExtended)." + cached},
+	{Column: "PortRcvErrorsExtended", Name: "receive_errors_total", Type: Counter, Help: "Receive errors (UFM PortRcvErrorsExtended)." + cached},
+	{Column: "PortRcvRemotePhysicalErrorsExtended", Name: "receive_remote_physical_errors_total", Type: Counter, Help: "Packets received with a remote physical error (UFM PortRcvRemotePhysicalErrorsExtended)." + cached},
+	{Column: "PortXmitDiscardsExtended", Name: "transmit_discards_total", Type: Counter, Help: "Transmit discards (UFM PortXmitDiscardsExtended)." + cached},
+	{Column: "LocalLinkIntegrityErrorsExtended", Name: "local_link_integrity_errors_total", Type: Counter, Help: "Local link integrity errors (UFM LocalLinkIntegrityErrorsExtended)." + cached},
+	{Column: "ExcessiveBufferOverrunErrorsExtended", Name: "excessive_buffer_overrun_errors_total", Type: Counter, Help: "Excessive buffer overrun errors (UFM ExcessiveBufferOverrunErrorsExtended)." + cached},
+	{Column: "VL15DroppedExtended", Name: "vl15_dropped_total", Type: Counter, Help: "VL15 (subnet management) packets dropped (UFM VL15DroppedExtended)." + cached},
 }
