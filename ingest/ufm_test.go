@@ -32,7 +32,7 @@ func TestParseUFM(t *testing.T) {
 		t.Fatalf("switches %v, want %v", got, want)
 	}
 	start, end, _ := snap.SwitchRows("SW-05")
-	if end-start != 2 || snap.RowLabels(start)[1] != "2" || snap.RowLabels(start+1)[1] != "10" {
+	if end-start != 2 || snap.RowLabels(start)[1] != "2" || snap.RowLabels(start + 1)[1] != "10" {
 		t.Errorf("SW-05 ports not in numeric order: %v %v", snap.RowLabels(start), snap.RowLabels(end-1))
 	}
 	if v := value(t, snap, "SW-05", "VL15DroppedExtended"); v.Present() {
