@@ -1,0 +1,114 @@
+package queryapi
+
+import (
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/promql/promqltest"
+	"github.com/prometheus/prometheus/storage"
+)
+
+// Every query runs twice with the same engine: over Prometheus's own test
+// storage loaded with the fixture as a promqltest script (stale markers where
+// a switch went missing), and over the history. The answers must agree at
+// every evaluation time, so staleness, lookback and extrapolation behave as
+// in Prometheus.
+func TestSameAsPrometheus(t *testing.T) {
+	prom := promqltest.LoadedStorage(t, fixturePromQL)
+	ours := fixtureHistory(t).Queryable()
+	engine := New(NewHistory(0), nil, Options{}).engine
+	queries := []string{
+		"fabric_switch_transmit_bytes_total",
+		"fabric_switch_temperature_celsius",
+		`fabric_switch_latency_average_seconds{switch_id=~"SW-0[12]"}`,
+		`{__name__=~"fabric_switch_.*", switch_id!="SW-01"}`,
+		"rate(fabric_switch_transmit_bytes_total[1m])",
+		"increase(fabric_switch_transmit_bytes_total[30s])",
+		"irate(fabric_switch_transmit_bytes_total[1m])",
+		"resets(fabric_switch_transmit_bytes_total[1m])",
+		"sum by (switch_id) (rate(fabric_switch_transmit_bytes_total[20s]))",
+		"topk(2, rate(fabric_switch_transmit_bytes_total[1m]))",
+		"avg_over_time(fabric_switch_temperature_celsius[30s])",
+		"count_over_time(fabric_switch_temperature_celsius[1m])",
+		"last_over_time(fabric_switch_transmit_bytes_total[1m])",
+		"fabric_switch_temperature_celsius > 50",
+		"absent(fabric_switch_transmit_bytes_total{switch_id=\"SW-03\"})",
+		"max_over_time(rate(fabric_switch_transmit_bytes_total[20s])[1m:10s])",
+		"fabric_switch_transmit_bytes_total offset 10s",
+		"timestamp(fabric_switch_transmit_bytes_total)",
+	}
+	for _, qs := range queries {
+		for at := time.Duration(0); at <= 70*time.Second; at += 5 * time.Second {
+			want := evalInstant(t, engine, prom, qs, at)
+			got := evalInstant(t, engine, ours, qs, at)
+			if !sameVector(got, want) {
+				t.Errorf("%s at t0+%s:\n got  %v\n want %v", qs, at, got, want)
+			}
+		}
+		want := evalRange(t, engine, prom, qs)
+		got := evalRange(t, engine, ours, qs)
+		if !sameMatrix(got, want) {
+			t.Errorf("%s over t0..t0+70s:\n got  %v\n want %v", qs, got, want)
+		}
+	}
+}
+
+func evalInstant(t *testing.T, ng *promql.Engine, q storage.Queryable, qs string, at time.Duration) promql.Vector {
+	t.Helper()
+	qry, err := ng.NewInstantQuery(t.Context(), q, nil, qs, t0.Add(at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qry.Close()
+	res := qry.Exec(t.Context())
+	v, err := res.Vector()
+	if err != nil {
+		t.Fatalf("%s: %v", qs, err)
+	}
+	v = slices.Clone(v)
+	slices.SortFunc(v, func(a, b promql.Sample) int { return labels.Compare(a.Metric, b.Metric) })
+	return v
+}
+
+func evalRange(t *testing.T, ng *promql.Engine, q storage.Queryable, qs string) promql.Matrix {
+	t.Helper()
+	qry, err := ng.NewRangeQuery(t.Context(), q, nil, qs, t0, t0.Add(70*time.Second), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qry.Close()
+	m, err := qry.Exec(t.Context()).Matrix()
+	if err != nil {
+		t.Fatalf("%s: %v", qs, err)
+	}
+	out := make(promql.Matrix, len(m))
+	for i, s := range m {
+		out[i] = promql.Series{Metric: s.Metric, Floats: slices.Clone(s.Floats)}
+	}
+	slices.SortFunc(out, func(a, b promql.Series) int { return labels.Compare(a.Metric, b.Metric) })
+	return out
+}
+
+// sameFloat allows for the one-ulp difference between the fixture's scaled
+// latency (2.5·1e-6) and the script's decimal 0.0000025.
+func sameFloat(a, b float64) bool {
+	return a == b || (math.IsNaN(a) && math.IsNaN(b)) || math.Abs(a-b) <= 1e-12*math.Max(math.Abs(a), math.Abs(b))
+}
+
+func sameVector(a, b promql.Vector) bool {
+	return slices.EqualFunc(a, b, func(x, y promql.Sample) bool {
+		return labels.Equal(x.Metric, y.Metric) && x.T == y.T && sameFloat(x.F, y.F)
+	})
+}
+
+func sameMatrix(a, b promql.Matrix) bool {
+	return slices.EqualFunc(a, b, func(x, y promql.Series) bool {
+		return labels.Equal(x.Metric, y.Metric) && slices.EqualFunc(x.Floats, y.Floats, func(p, q promql.FPoint) bool {
+			return p.T == q.T && sameFloat(p.F, q.F)
+		})
+	})
+}
