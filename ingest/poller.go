@@ -27,8 +27,12 @@ type Cycle struct {
 // Poller runs one source's poll loop: never two polls at once, a slow poll
 // delays the next instead of overlapping it.
 type Poller struct {
-	Fetcher  *Fetcher
-	Parser   *Parser
+	Fetcher *Fetcher
+	Parser  *Parser
+	// Shards > 1 polls the source as that many UFM shards in parallel
+	// (?num_shards=N&shard=i&sharding_field=port_guid) and merges them; a
+	// failed shard rejects the whole poll.
+	Shards   int
 	Interval time.Duration
 	Timeout  time.Duration
 	// Publish makes an accepted snapshot visible; it is timed as the swap phase.
@@ -37,6 +41,9 @@ type Poller struct {
 	Observe func(Cycle)
 	Logger  *slog.Logger
 	Now     func() time.Time // defaults to time.Now
+
+	shards []shard
+	merged *snapshot.Snapshot // the last merge of the shards
 }
 
 // Run polls at once and then every Interval until ctx is done.
@@ -73,15 +80,31 @@ func (p *Poller) Poll(ctx context.Context) Cycle {
 }
 
 func (p *Poller) cycle(ctx context.Context, c *Cycle, now func() time.Time) error {
+	shards := p.shardList()
 	fetchCtx, cancel := context.WithTimeout(ctx, p.Timeout)
-	body, err := p.Fetcher.Fetch(fetchCtx)
+	err := eachShard(shards, func(s *shard) error {
+		var err error
+		s.body, err = s.fetcher.Fetch(fetchCtx)
+		return err
+	})
 	cancel()
 	t := now()
-	c.Fetch, c.Bytes = t.Sub(c.Start), len(body)
+	c.Fetch = t.Sub(c.Start)
+	for i := range shards {
+		c.Bytes += len(shards[i].body)
+	}
 	if err != nil {
 		return err
 	}
-	snap, err := p.Parser.Parse(body, c.Start)
+	err = eachShard(shards, func(s *shard) error {
+		var err error
+		s.snap, err = s.parser.Parse(s.body, c.Start)
+		return err
+	})
+	var snap *snapshot.Snapshot
+	if err == nil {
+		snap, err = p.merge(shards)
+	}
 	t2 := now()
 	c.Parse = t2.Sub(t)
 	if err != nil {
@@ -91,6 +114,22 @@ func (p *Poller) cycle(ctx context.Context, c *Cycle, now func() time.Time) erro
 	c.Swap = now().Sub(t2)
 	c.Snapshot = snap
 	return nil
+}
+
+func (p *Poller) merge(shards []shard) (*snapshot.Snapshot, error) {
+	if len(shards) == 1 {
+		return shards[0].snap, nil
+	}
+	parts := make([]*snapshot.Snapshot, len(shards))
+	for i := range shards {
+		parts[i] = shards[i].snap
+	}
+	merged, err := snapshot.Merge(parts, p.merged)
+	if err != nil {
+		return nil, errorf(ReasonParse, "merging shards: %w", err)
+	}
+	p.merged = merged
+	return merged, nil
 }
 
 func (p *Poller) log(c Cycle) {
