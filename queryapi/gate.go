@@ -15,6 +15,8 @@ import (
 type gate struct {
 	slots   chan struct{}
 	waiting atomic.Int64
+	// queued, if set, is called when a query starts to wait (for tests).
+	queued func()
 }
 
 func newGate(n int) *gate { return &gate{slots: make(chan struct{}, n)} }
@@ -32,6 +34,9 @@ func (g *gate) Insert(ctx context.Context, _ string) (int, error) {
 	}
 	g.waiting.Add(1)
 	defer g.waiting.Add(-1)
+	if g.queued != nil {
+		g.queued()
+	}
 	select {
 	case g.slots <- struct{}{}:
 		return 0, nil
