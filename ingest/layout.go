@@ -6,7 +6,6 @@ import (
 	"slices"
 	"unicode/utf8"
 
-	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -52,7 +51,7 @@ const (
 
 // Labels of per-port rows besides switch_id.
 const (
-	LabelPort     = "port"
+	LabelPort     = snapshot.PortLabel
 	LabelNodeGUID = "node_guid"
 )
 
@@ -77,12 +76,7 @@ type layout struct {
 }
 
 // subsystem names the metrics: per-port rows export fabric_port_*.
-func (l *layout) subsystem() string {
-	if slices.Contains(l.labelNames, LabelPort) {
-		return schema.PortSubsystem
-	}
-	return schema.SwitchSubsystem
-}
+func (l *layout) subsystem() string { return snapshot.Subsystem(l.labelNames) }
 
 // columnRoles maps identity column names to their roles, per format.
 var columnRoles = map[Format]map[string]role{

@@ -17,6 +17,18 @@ import (
 // SwitchLabel is the identity label every row has; it is always LabelNames()[0].
 const SwitchLabel = "switch_id"
 
+// PortLabel is the identity label of per-port rows.
+const PortLabel = "port"
+
+// Subsystem names the metrics of rows with these labels: per-port rows
+// export fabric_port_*, switch rows fabric_switch_*.
+func Subsystem(labelNames []string) string {
+	if slices.Contains(labelNames, PortLabel) {
+		return schema.PortSubsystem
+	}
+	return schema.SwitchSubsystem
+}
+
 // Snapshot is one immutable view of the fabric: rows identified by label
 // values (switch_id, and for per-port data port and more), and metric columns.
 // Values are stored row-major in two flat slices so that a lookup is two map
