@@ -47,7 +47,9 @@ func newSelection(blocks []*block) *selection {
 
 // seriesRef is one selected series: its labels and its id in each layout of
 // the selection (-1 where the layout does not have it).
+// It is the storage.Series the series set hands out.
 type seriesRef struct {
+	sel  *selection
 	lset labels.Labels
 	ids  []int32
 }
@@ -99,10 +101,31 @@ func (q *querier) labelOrdered() bool {
 
 // refs matches each layout and merges the layouts' series by labels.
 func (q *querier) refs(ms []*labels.Matcher) []seriesRef {
-	nl := len(q.sel.layouts)
-	if nl == 0 {
+	switch len(q.sel.layouts) {
+	case 0:
 		return nil
+	case 1:
+		return q.refsOne(ms)
 	}
+	return q.refsMerged(ms)
+}
+
+// refsOne is the steady state: one layout, whose id order is label order.
+// It allocates the ids of all series at once.
+func (q *querier) refsOne(ms []*labels.Matcher) []seriesRef {
+	lay := q.sel.layouts[0]
+	ids := q.matchLayout(lay, ms)
+	refs := make([]seriesRef, len(ids))
+	b := labels.NewScratchBuilder(len(lay.labelNames) + 1)
+	for i := range ids {
+		refs[i] = seriesRef{sel: q.sel, lset: lay.seriesLabels(&b, ids[i]), ids: ids[i : i+1 : i+1]}
+	}
+	return refs
+}
+
+// refsMerged matches each layout, then merges series with equal labels.
+func (q *querier) refsMerged(ms []*labels.Matcher) []seriesRef {
+	nl := len(q.sel.layouts)
 	b := labels.NewScratchBuilder(8)
 	type entry struct {
 		lset   labels.Labels
@@ -115,10 +138,8 @@ func (q *querier) refs(ms []*labels.Matcher) []seriesRef {
 			entries = append(entries, entry{lay.seriesLabels(&b, id), li, id})
 		}
 	}
-	if nl > 1 {
-		slices.SortStableFunc(entries, func(a, b entry) int { return labels.Compare(a.lset, b.lset) })
-	}
-	refs := make([]seriesRef, 0, len(entries))
+	slices.SortStableFunc(entries, func(a, b entry) int { return labels.Compare(a.lset, b.lset) })
+	var refs []seriesRef
 	for i := 0; i < len(entries); {
 		ids := make([]int32, nl)
 		for j := range ids {
@@ -128,7 +149,7 @@ func (q *querier) refs(ms []*labels.Matcher) []seriesRef {
 		for ; i < len(entries) && labels.Equal(entries[i].lset, lset); i++ {
 			ids[entries[i].layout] = entries[i].id
 		}
-		refs = append(refs, seriesRef{lset: lset, ids: ids})
+		refs = append(refs, seriesRef{sel: q.sel, lset: lset, ids: ids})
 	}
 	return refs
 }

@@ -22,25 +22,20 @@ func (s *seriesSet) Next() bool {
 	return s.i < len(s.refs)
 }
 
-func (s *seriesSet) At() storage.Series { return &series{sel: s.sel, ref: &s.refs[s.i]} }
+func (s *seriesSet) At() storage.Series { return &s.refs[s.i] }
 
 func (*seriesSet) Err() error { return nil }
 
 func (*seriesSet) Warnings() annotations.Annotations { return nil }
 
-type series struct {
-	sel *selection
-	ref *seriesRef
-}
+func (s *seriesRef) Labels() labels.Labels { return s.lset }
 
-func (s *series) Labels() labels.Labels { return s.ref.lset }
-
-func (s *series) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
+func (s *seriesRef) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	si, ok := it.(*sampleIterator)
 	if !ok {
 		si = &sampleIterator{}
 	}
-	*si = sampleIterator{sel: s.sel, ids: s.ref.ids, i: -1}
+	*si = sampleIterator{sel: s.sel, ids: s.ids, i: -1}
 	return si
 }
 
