@@ -194,4 +194,3 @@ func heavyQueries(h *History, n int) func() int64 {
 		return queries.Load()
 	}
 }
-
