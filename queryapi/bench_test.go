@@ -107,32 +107,35 @@ func BenchmarkTopkRate(b *testing.B) {
 }
 
 // BenchmarkHistoryBytesPerSample measures the heap a history keeps per
-// stored sample: 10,000 switches × every switch column × 60 snapshots
-// (10 minutes at a 10s poll), layout and index included.
+// stored sample: 10,000 switches × every switch column, over 6 snapshots
+// and over 60 (10 minutes at a 10s poll), layout and index included.
 func BenchmarkHistoryBytesPerSample(b *testing.B) {
 	cols := allColumns()
-	const switches, snaps = 10_000, 60
-	snapsByK := make([]*snapshot.Snapshot, snaps)
-	for k := range snapsByK {
+	const switches = 10_000
+	snaps := make([]*snapshot.Snapshot, 60)
+	for k := range snaps {
 		var prev *snapshot.Snapshot
 		if k > 0 {
-			prev = snapsByK[k-1]
+			prev = snaps[k-1]
 		}
-		snapsByK[k] = benchSnapshot(b, switches, k, cols, prev)
+		snaps[k] = benchSnapshot(b, switches, k, cols, prev)
 	}
-	var perSample float64
-	for b.Loop() {
-		before := heapInUse()
-		h := NewHistory(time.Hour)
-		for _, s := range snapsByK {
-			h.Append(s)
-		}
-		after := heapInUse()
-		perSample = float64(after-before) / float64(h.Load().Samples())
-		runtime.KeepAlive(h)
+	for _, n := range []int{6, 60} {
+		b.Run(fmt.Sprintf("snapshots-%d", n), func(b *testing.B) {
+			var perSample float64
+			for b.Loop() {
+				before := heapInUse()
+				h := NewHistory(time.Hour)
+				for _, s := range snaps[:n] {
+					h.Append(s)
+				}
+				perSample = float64(heapInUse()-before) / float64(h.Load().Samples())
+				runtime.KeepAlive(h)
+			}
+			b.ReportMetric(perSample, "bytes/sample")
+			b.ReportMetric(float64(switches*len(cols)), "series")
+		})
 	}
-	b.ReportMetric(perSample, "bytes/sample")
-	b.ReportMetric(float64(switches*len(cols)), "series")
 }
 
 func heapInUse() uint64 {
