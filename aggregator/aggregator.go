@@ -15,6 +15,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
@@ -36,7 +37,9 @@ type Config struct {
 	Demo         bool
 	DemoSwitches int
 	Schema       *schema.Table
-	Logger       *slog.Logger
+	// Query configures the PromQL API (its Logger is set from Logger).
+	Query  queryapi.Options
+	Logger *slog.Logger
 }
 
 // Aggregator is the assembled service.
@@ -46,6 +49,8 @@ type Aggregator struct {
 	poller *ingest.Poller
 	router *mux.Router
 	demo   *simulator.Simulator
+	// history keeps the accepted snapshots for PromQL.
+	history *queryapi.History
 	// onPublish runs in the writer after each swap (history, caches).
 	onPublish []func(*snapshot.Snapshot)
 	observers []func(ingest.Cycle)
@@ -74,6 +79,8 @@ func New(cfg Config) (*Aggregator, error) {
 		}
 		a.demo = sim
 	}
+	a.history = queryapi.NewHistory(cfg.Query.Retention)
+	a.OnPublish(a.history.Append)
 	a.poller = &ingest.Poller{
 		Fetcher:  &ingest.Fetcher{URL: cfg.SourceURL, MaxBytes: cfg.SourceMaxBytes, Client: newSourceClient()},
 		Parser:   ingest.NewParser(cfg.Schema),

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/restapi"
 )
 
@@ -17,6 +18,9 @@ func (a *Aggregator) routes() {
 		restapi.WriteError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed on "+req.URL.Path)
 	})
 	restapi.New(a.store, a.cfg.SourceInterval, a.now).Register(r)
+	queryOpts := a.cfg.Query
+	queryOpts.Logger = a.cfg.Logger.With("component", "query")
+	queryapi.New(a.history, a.cfg.Schema, queryOpts).Register(r)
 	r.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "Healthy.")
 	}).Methods(http.MethodGet, http.MethodHead)

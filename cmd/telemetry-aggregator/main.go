@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/fabrictelemetry/aggregator/aggregator"
+	"github.com/fabrictelemetry/aggregator/queryapi"
 )
 
 const name = "telemetry-aggregator"
@@ -33,6 +34,7 @@ func run(args []string) int {
 	app.Flag("source.max-staleness", "Snapshot age after which /-/ready fails (0: three poll intervals). Stale data is still served, with its age.").Default("0s").DurationVar(&cfg.MaxStaleness)
 	app.Flag("demo", "Run a simulated fabric in-process on a free loopback port and poll it instead of --source.url.").BoolVar(&cfg.Demo)
 	app.Flag("demo.switches", "Switches in the --demo fabric.").Default("50").IntVar(&cfg.DemoSwitches)
+	queryOpts := queryapi.AddFlags(app)
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
 	app.Version(version.Print(name))
@@ -42,6 +44,7 @@ func run(args []string) int {
 		return 2
 	}
 	cfg.SourceMaxBytes = int64(*maxBytes)
+	cfg.Query = *queryOpts
 	cfg.Logger = promslog.New(logConfig)
 	cfg.Logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 
