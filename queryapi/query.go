@@ -41,7 +41,7 @@ func (a *API) query(r *http.Request) result {
 	if err != nil {
 		return result{err: constructionError(err)}
 	}
-	return exec(ctx, qry)
+	return run(ctx, qry)
 }
 
 // queryRange evaluates a range query: query, start, end, step, timeout.
@@ -67,10 +67,10 @@ func (a *API) queryRange(r *http.Request) result {
 	if err != nil {
 		return result{err: constructionError(err)}
 	}
-	return exec(ctx, qry)
+	return run(ctx, qry)
 }
 
-func exec(ctx context.Context, qry promql.Query) result {
+func run(ctx context.Context, qry promql.Query) result {
 	res := qry.Exec(ctx)
 	if res.Err != nil {
 		qry.Close()
