@@ -1,0 +1,140 @@
+package dashboards
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/grafana/grafana-foundation-sdk/go/common"
+	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
+
+	"github.com/fabrictelemetry/aggregator/monitoring"
+	"github.com/fabrictelemetry/aggregator/schema"
+)
+
+// SwitchDetail is the dashboard of one switch: every metric of the schema
+// table over time, one panel each, gauges as they are and counters as
+// per-second rates. The panels are derived from the table, so a new schema
+// entry gets its panel on the next go generate.
+func SwitchDetail(t *schema.Table) (dashboard.Dashboard, error) {
+	n := &names{table: t}
+	ports, portsUp := n.of("Ports_Total"), n.of("Ports_Up")
+	if err := n.err(); err != nil {
+		return dashboard.Dashboard{}, err
+	}
+	one := func(metric string) string {
+		return fmt.Sprintf(`%s{%s="$%s"}`, metric, switchLabel, switchVar)
+	}
+
+	b := newDashboard("fabric-switch-detail", "Switch detail",
+		"Every metric of one switch over time, as the schema table defines them: gauges as they are, counters as per-second rates. Works on both data sources.").
+		WithVariable(switchVariable(ports, false)).
+		WithRow(dashboard.NewRowBuilder("Now")).
+		WithPanel(statPanel("Reporting", "1 if the switch is in the current snapshot.", "none",
+			instant(fmt.Sprintf(`count(%s) or vector(0)`, one(ports)), "")).
+			Thresholds(thresholds()).
+			Mappings([]dashboard.ValueMapping{{ValueMap: &dashboard.ValueMap{
+				Type: dashboard.MappingTypeValueToText,
+				Options: map[string]dashboard.ValueMappingResult{
+					"0": {Text: ptr("missing"), Color: ptr("red")},
+					"1": {Text: ptr("reporting"), Color: ptr("green")},
+				},
+			}}})).
+		WithPanel(statPanel("Ports up", "Ports whose link is up, of all ports (uncabled ports count as down).", "none",
+			instant(fmt.Sprintf(`sum(%s)`, one(portsUp)), "up")).
+			Thresholds(thresholds())).
+		WithPanel(statPanel("Ports", "Ports of the switch.", "none",
+			instant(fmt.Sprintf(`sum(%s)`, one(ports)), "total")).
+			Thresholds(thresholds())).
+		WithPanel(statPanel("Snapshot age", "Time since the source time of the served snapshot (all switches share it).", "s",
+			instant(fmt.Sprintf(`time() - max(%s)`, monitoring.SnapshotTimestamp), "")).
+			Thresholds(thresholds(staleSnapshotSeconds, "red")))
+
+	var gauges, counters []schema.Metric
+	for _, m := range t.Known() {
+		if m.Type == schema.Counter {
+			counters = append(counters, m)
+		} else {
+			gauges = append(gauges, m)
+		}
+	}
+	legend := "{{" + switchLabel + "}}"
+	b = b.WithRow(dashboard.NewRowBuilder("Gauges"))
+	for _, m := range gauges {
+		b = b.WithPanel(metricPanel(m, query(one(m.Name), legend)))
+	}
+	b = b.WithRow(dashboard.NewRowBuilder("Counters (per-second rates)"))
+	for _, m := range counters {
+		b = b.WithPanel(metricPanel(m, query(fmt.Sprintf(`rate(%s[$__rate_interval])`, one(m.Name)), legend)))
+	}
+	return b.Build()
+}
+
+// metricPanel is the time series panel of one schema metric, titled and
+// unit-ed from its name, described by its help text.
+func metricPanel(m schema.Metric, target cogQuery) *timeseriesBuilder {
+	desc := m.Help
+	if m.Type == schema.Counter {
+		desc += " Shown as a per-second rate."
+	}
+	return timeseriesPanel(metricTitle(m), desc, metricUnit(m), target).
+		Span(8).
+		Legend(common.NewVizLegendOptionsBuilder().
+			DisplayMode(common.LegendDisplayModeList).
+			Placement(common.LegendPlacementBottom).
+			ShowLegend(false))
+}
+
+// metricTitle turns fabric_switch_receive_errors_total into "Receive errors
+// per second" and fabric_switch_temperature_celsius into "Temperature
+// celsius".
+func metricTitle(m schema.Metric) string {
+	s := m.Name
+	for _, prefix := range []string{
+		schema.Namespace + "_" + schema.SwitchSubsystem + "_",
+		schema.Namespace + "_" + schema.PortSubsystem + "_",
+		schema.Namespace + "_",
+	} {
+		if strings.HasPrefix(s, prefix) {
+			s = strings.TrimPrefix(s, prefix)
+			break
+		}
+	}
+	s = strings.TrimSuffix(s, "_total")
+	s = strings.ReplaceAll(s, "_", " ")
+	if m.Type == schema.Counter {
+		s += " per second"
+	}
+	if s == "" {
+		return m.Name
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// metricUnit picks the Grafana unit from the metric's base-unit suffix.
+func metricUnit(m schema.Metric) string {
+	name := m.Name
+	if m.Type == schema.Counter {
+		switch {
+		case strings.HasSuffix(name, "_bytes_total"):
+			return "Bps"
+		case strings.HasSuffix(name, "_packets_total"):
+			return "pps"
+		case strings.HasSuffix(name, "_seconds_total"):
+			return "percentunit" // seconds per second
+		default:
+			return "cps"
+		}
+	}
+	for suffix, unit := range map[string]string{
+		"_seconds": "s",
+		"_ratio":   "percentunit",
+		"_celsius": "celsius",
+		"_watts":   "watt",
+		"_bytes":   "bytes",
+	} {
+		if strings.HasSuffix(name, suffix) {
+			return unit
+		}
+	}
+	return "none"
+}
