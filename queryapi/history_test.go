@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
@@ -62,7 +63,7 @@ func sameSamples(a, b []sample) bool {
 func TestSamplesStalenessAndScale(t *testing.T) {
 	h := fixtureHistory(t)
 	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour),
-		labels.MustNewMatcher(labels.MatchRegexp, labels.MetricName, "fabric_switch_(transmit_bytes_total|temperature_celsius|latency_average_seconds)"))
+		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, "fabric_switch_(transmit_bytes_total|temperature_celsius|latency_average_seconds)"))
 	micro := 1e-6 // a variable: Go's constant arithmetic would be exact
 	lat := 2.5 * micro
 	want := map[string][]sample{
@@ -90,7 +91,7 @@ func TestSeekKeepsStalenessMarker(t *testing.T) {
 	h := fixtureHistory(t)
 	q, _ := h.Queryable().Querier(ms(0), ms(time.Hour))
 	set := q.Select(context.Background(), false, nil,
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "fabric_switch_transmit_bytes_total"),
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total"),
 		labels.MustNewMatcher(labels.MatchEqual, "switch_id", "SW-03"))
 	if !set.Next() {
 		t.Fatal("SW-03 not selected")
@@ -147,7 +148,7 @@ func TestRetentionEdge(t *testing.T) {
 		t.Fatalf("kept %v, want t0+20s..t0+50s", times)
 	}
 	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour),
-		labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "fabric_switch_transmit_bytes_total"),
+		labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total"),
 		labels.MustNewMatcher(labels.MatchEqual, "switch_id", "SW-01"))
 	want := []sample{{ms(20 * time.Second), 2000}, {ms(30 * time.Second), 2500}, {ms(40 * time.Second), 3000}, {ms(50 * time.Second), 3500}}
 	if s := got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-01"}`]; !sameSamples(s, want) {
@@ -165,7 +166,7 @@ func TestAppendOutOfOrder(t *testing.T) {
 	// Same time: the newer snapshot replaces the block.
 	s := buildSnapshot(t, t0.Add(step), fixtureColumns, fixtureRow{"SW-09", map[string]float64{"Tx_Bytes": 7}})
 	h.Append(s)
-	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour), labels.MustNewMatcher(labels.MatchEqual, labels.MetricName, "fabric_switch_transmit_bytes_total"))
+	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour), labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total"))
 	if len(got) != 1 || !sameSamples(got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-09"}`], []sample{{ms(step), 7}}) {
 		t.Errorf("after replacing: %v", got)
 	}

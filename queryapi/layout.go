@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
 	"github.com/fabrictelemetry/aggregator/snapshot"
@@ -47,7 +48,7 @@ func newLayout(s *snapshot.Snapshot) *layout {
 		l.names = append(l.names, m.Name)
 	}
 	for _, n := range l.labelNames {
-		if n < labels.MetricName {
+		if n < model.MetricNameLabel {
 			l.labelOrdered = false
 		}
 	}
@@ -129,7 +130,7 @@ func (l *layout) index() {
 func (l *layout) rowLabels(b *labels.ScratchBuilder, row int, name string) labels.Labels {
 	b.Reset()
 	if name != "" {
-		b.Add(labels.MetricName, name)
+		b.Add(model.MetricNameLabel, name)
 	}
 	n := len(l.labelNames)
 	for i, v := range l.rowValues[row*n : row*n+n] {
@@ -145,11 +146,6 @@ func (l *layout) rowLabels(b *labels.ScratchBuilder, row int, name string) label
 func (l *layout) seriesLabels(b *labels.ScratchBuilder, id int32) labels.Labels {
 	colRank, rowRank := int(id)/l.numRows, int(id)%l.numRows
 	return l.rowLabels(b, int(l.rowOrder[rowRank]), l.names[l.colOrder[colRank]])
-}
-
-// cell returns the snapshot row and column of a series id.
-func (l *layout) cell(id int) (row, col int) {
-	return int(l.rowOrder[id%l.numRows]), int(l.colOrder[id/l.numRows])
 }
 
 // absentBits marks a cell with no value in a block. It is a signalling NaN

@@ -3,6 +3,7 @@ package queryapi
 import (
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 )
 
@@ -44,7 +45,7 @@ func (l *layout) matchColumns(ms []*labels.Matcher) []int32 {
 next:
 	for rank, col := range l.colOrder {
 		for _, m := range ms {
-			if m.Name == labels.MetricName && !m.Matches(l.names[col]) {
+			if m.Name == model.MetricNameLabel && !m.Matches(l.names[col]) {
 				continue next
 			}
 		}
@@ -58,7 +59,7 @@ next:
 func (l *layout) matchRows(ms []*labels.Matcher) (rows []int32, all bool) {
 	all = true
 	for _, m := range ms {
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			continue
 		}
 		byValue, ok := l.postings[m.Name]

@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
@@ -197,7 +198,7 @@ func (q *querier) LabelNames(_ context.Context, hints *storage.LabelHints, ms ..
 }
 
 func (l *layout) addValues(set map[string]struct{}, name string) {
-	if name == labels.MetricName {
+	if name == model.MetricNameLabel {
 		for _, n := range l.names {
 			set[n] = struct{}{}
 		}
@@ -214,7 +215,7 @@ func (l *layout) addNames(set map[string]struct{}) {
 	if len(l.names) == 0 {
 		return
 	}
-	set[labels.MetricName] = struct{}{}
+	set[model.MetricNameLabel] = struct{}{}
 	for name, byValue := range l.postings {
 		if len(byValue) > 1 || byValue[""] == nil {
 			set[name] = struct{}{}
