@@ -23,7 +23,8 @@ type History struct {
 	ignored   atomic.Uint64
 	// last is the newest appended snapshot, kept by the writer only, so
 	// that a snapshot sharing its rows is recognised without a comparison.
-	last *snapshot.Snapshot
+	last     *snapshot.Snapshot
+	lastRows []int32 // last's row map into its layout
 }
 
 // View is the history as of one Append: blocks in increasing time order.
@@ -73,29 +74,37 @@ func (h *History) Append(s *snapshot.Snapshot) {
 			keep = keep[:n-1]
 		}
 	}
-	lay := h.layoutFor(s, old)
-	h.last = s
+	lay, rows := h.layoutFor(s, old)
+	h.last, h.lastRows = s, rows
 	first := sort.Search(len(keep), func(i int) bool { return keep[i].t >= t-h.retention })
 	blocks := make([]*block, 0, len(keep)-first+1)
 	blocks = append(blocks, keep[first:]...)
-	blocks = append(blocks, &block{t: t, lay: lay, values: lay.gather(s)})
+	blocks = append(blocks, &block{t: t, lay: lay, values: lay.gather(s, rows)})
 	h.view.Store(&View{blocks: blocks, metrics: s.Metrics()})
 }
 
-// layoutFor reuses the newest block's layout when s has the same columns
-// and rows, which saves building the series table and its index per poll.
-// The parser shares row storage between snapshots with the same rows, which
-// makes the common case one pointer comparison.
-func (h *History) layoutFor(s *snapshot.Snapshot, v *View) *layout {
+// layoutFor reuses the newest block's layout when s has its columns and its
+// rows, or its rows less some switches missing from this poll; rows then
+// maps the layout's rows to s's. This saves building a series table and
+// index per poll, and keeps one layout through drop-outs, so queries take the
+// single-layout path. The parser shares row storage between snapshots with
+// the same rows, which makes the common case one pointer comparison.
+func (h *History) layoutFor(s *snapshot.Snapshot, v *View) (lay *layout, rows []int32) {
 	n := len(v.blocks)
 	if n == 0 {
-		return newLayout(s)
+		return newLayout(s), nil
 	}
-	lay := v.blocks[n-1].lay
-	if s.SameRows(h.last) && lay.sameNames(s) || lay.sameAs(s) {
-		return lay
+	lay = v.blocks[n-1].lay
+	if !lay.sameNames(s) {
+		return newLayout(s), nil
 	}
-	return newLayout(s)
+	if s.SameRows(h.last) {
+		return lay, h.lastRows
+	}
+	if rows, ok := lay.rowMap(s); ok {
+		return lay, rows
+	}
+	return newLayout(s), nil
 }
 
 // Load returns the current view. It never changes; later appends publish

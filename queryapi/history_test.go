@@ -128,12 +128,48 @@ func TestLayoutShared(t *testing.T) {
 	h := fixtureHistory(t)
 	v := h.Load()
 	lay := func(k int) *layout { return v.blocks[k].lay }
-	// k=0,1 have three switches, k=2,3 two, k=4,5 three again.
-	if lay(0) != lay(1) || lay(2) != lay(3) || lay(4) != lay(5) {
-		t.Error("snapshots with the same rows do not share a layout")
+	// k=0,1 have three switches, k=2,3 two of them, k=4,5 three again: one
+	// layout, with SW-03's cells absent at k=2,3.
+	for k := 1; k < 6; k++ {
+		if lay(k) != lay(0) {
+			t.Errorf("snapshot %d has its own layout", k)
+		}
 	}
-	if lay(1) == lay(2) || lay(3) == lay(4) {
-		t.Error("snapshots with different rows share a layout")
+}
+
+// A switch that joins needs a new layout; a query across both merges the
+// series by labels.
+func TestSwitchJoins(t *testing.T) {
+	h := NewHistory(time.Hour)
+	row := func(id string, v float64) fixtureRow { return fixtureRow{id, map[string]float64{"Tx_Bytes": v}} }
+	h.Append(buildSnapshot(t, t0, fixtureColumns, row("SW-01", 1)))
+	h.Append(buildSnapshot(t, t0.Add(step), fixtureColumns, row("SW-01", 2), row("SW-02", 20)))
+	h.Append(buildSnapshot(t, t0.Add(2*step), fixtureColumns, row("SW-02", 30)))
+	if v := h.Load(); v.blocks[0].lay == v.blocks[1].lay || v.blocks[1].lay != v.blocks[2].lay {
+		t.Error("want a new layout when SW-02 joins, kept when SW-01 leaves")
+	}
+	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour), labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total"))
+	want := map[string][]sample{
+		`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-01"}`: {{ms(0), 1}, {ms(step), 2}, {ms(2 * step), stale()}},
+		`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-02"}`: {{ms(step), 20}, {ms(2 * step), 30}},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %v", got)
+	}
+	for k, w := range want {
+		if !sameSamples(got[k], w) {
+			t.Errorf("%s: got %v, want %v", k, got[k], w)
+		}
+	}
+}
+
+// A fabric that shrinks to less than half gets a layout of its own.
+func TestShrunkFabricNewLayout(t *testing.T) {
+	h := NewHistory(time.Hour)
+	h.Append(fixtureSnapshot(t, 0))
+	h.Append(buildSnapshot(t, t0.Add(step), fixtureColumns, fixtureRow{"SW-01", map[string]float64{"Tx_Bytes": 1}}))
+	if v := h.Load(); v.blocks[0].lay == v.blocks[1].lay {
+		t.Error("one switch of three kept the three-switch layout")
 	}
 }
 

@@ -155,15 +155,46 @@ const absentBits uint64 = 0x7ff00000000000a5
 
 var absent = math.Float64frombits(absentBits)
 
+// rowMap maps each row of l to its row in s, -1 where s lacks it. It is nil,
+// with ok true, when s has exactly l's rows. ok is false unless s's rows are
+// l's rows with some left out (switches missing from a poll) and at least
+// half of them are there: a fabric that shrank for good gets a new layout
+// rather than carry empty rows for the whole retention.
+func (l *layout) rowMap(s *snapshot.Snapshot) (m []int32, ok bool) {
+	n := s.NumRows()
+	if n == l.numRows || 2*n < l.numRows || !slices.Equal(s.LabelNames(), l.labelNames) {
+		return nil, n == l.numRows && l.sameAs(s)
+	}
+	m = make([]int32, l.numRows)
+	nl := len(l.labelNames)
+	// Both are in the snapshot's row order, so s's rows must appear in l's
+	// in the same order.
+	next := 0
+	for row := range l.numRows {
+		m[row] = -1
+		if next < n && slices.Equal(s.RowLabels(next), l.rowValues[row*nl:row*nl+nl]) {
+			m[row] = int32(next)
+			next++
+		}
+	}
+	return m, next == n
+}
+
 // gather copies a snapshot's values in id order, scaled as /metrics exports
-// them. s must have l's columns and rows.
-func (l *layout) gather(s *snapshot.Snapshot) []float64 {
+// them. rows maps l's rows to s's (nil: the same rows).
+func (l *layout) gather(s *snapshot.Snapshot, rows []int32) []float64 {
 	values := make([]float64, l.numSeries())
 	metrics := s.Metrics()
 	for colRank, col := range l.colOrder {
 		scale := metrics[col].Scale
 		out := values[colRank*l.numRows : (colRank+1)*l.numRows]
 		for rowRank, row := range l.rowOrder {
+			if rows != nil {
+				if row = rows[row]; row < 0 {
+					out[rowRank] = absent
+					continue
+				}
+			}
 			out[rowRank] = scaled(s.Value(int(row), int(col)), scale)
 		}
 	}

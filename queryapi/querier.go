@@ -162,13 +162,14 @@ func (q *querier) matchLayout(lay *layout, ms []*labels.Matcher) []int32 {
 	return lay.match(ms)
 }
 
-// LabelValues returns the values of a label, from the index when there are
-// no matchers, else from the matching series.
+// LabelValues returns the values of a label among the series with samples
+// in the range: from the index when there are no matchers, else from the
+// matching series.
 func (q *querier) LabelValues(_ context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	set := map[string]struct{}{}
 	if len(ms) == 0 {
-		for _, lay := range q.sel.layouts {
-			lay.addValues(set, name)
+		for li := range q.sel.layouts {
+			q.eachValue(li, name, func(v string) bool { set[v] = struct{}{}; return true })
 		}
 	} else {
 		for _, r := range q.refs(ms) {
@@ -180,12 +181,15 @@ func (q *querier) LabelValues(_ context.Context, name string, hints *storage.Lab
 	return limited(sortedKeys(set), hints), nil, nil
 }
 
-// LabelNames returns the names of the labels that have a value.
+// LabelNames returns the names of the labels that have a value in a series
+// with samples in the range.
 func (q *querier) LabelNames(_ context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
 	set := map[string]struct{}{}
 	if len(ms) == 0 {
-		for _, lay := range q.sel.layouts {
-			lay.addNames(set)
+		for li, lay := range q.sel.layouts {
+			for _, name := range append([]string{model.MetricNameLabel}, lay.labelNames...) {
+				q.eachValue(li, name, func(string) bool { set[name] = struct{}{}; return false })
+			}
 		}
 	} else {
 		for _, r := range q.refs(ms) {
@@ -197,30 +201,54 @@ func (q *querier) LabelNames(_ context.Context, hints *storage.LabelHints, ms ..
 	return limited(sortedKeys(set), hints), nil, nil
 }
 
-func (l *layout) addValues(set map[string]struct{}, name string) {
+// eachValue calls f with each non-empty value of a label in layout li that
+// some series with a sample in the selection has, until f returns false.
+func (q *querier) eachValue(li int, name string, f func(string) bool) {
+	lay := q.sel.layouts[li]
 	if name == model.MetricNameLabel {
-		for _, n := range l.names {
-			set[n] = struct{}{}
+		for rank, col := range lay.colOrder {
+			if q.sel.anySample(li, []int32{int32(rank)}, nil) && !f(lay.names[col]) {
+				return
+			}
 		}
 		return
 	}
-	for v := range l.postings[name] {
-		if v != "" {
-			set[v] = struct{}{}
+	for v, rows := range lay.postings[name] {
+		if v != "" && q.sel.anySample(li, nil, rows) && !f(v) {
+			return
 		}
 	}
 }
 
-func (l *layout) addNames(set map[string]struct{}) {
-	if len(l.names) == 0 {
-		return
-	}
-	set[model.MetricNameLabel] = struct{}{}
-	for name, byValue := range l.postings {
-		if len(byValue) > 1 || byValue[""] == nil {
-			set[name] = struct{}{}
+// anySample reports whether a block of layout li has a value in one of the
+// given column ranks (nil: any) and row ranks (nil: any). A steady fabric
+// answers at the first cell looked at.
+func (s *selection) anySample(li int, cols, rows []int32) bool {
+	lay := s.layouts[li]
+	for i, b := range s.blocks {
+		if s.layoutOf[i] != li {
+			continue
+		}
+		for c := range len(lay.names) {
+			if cols != nil && !slices.Contains(cols, int32(c)) {
+				continue
+			}
+			if rows == nil {
+				for _, v := range b.values[c*lay.numRows : (c+1)*lay.numRows] {
+					if !isAbsent(v) {
+						return true
+					}
+				}
+				continue
+			}
+			for _, r := range rows {
+				if !isAbsent(b.values[c*lay.numRows+int(r)]) {
+					return true
+				}
+			}
 		}
 	}
+	return false
 }
 
 func sortedKeys(set map[string]struct{}) []string {
