@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
@@ -38,8 +39,10 @@ type Config struct {
 	DemoSwitches int
 	Schema       *schema.Table
 	// Query configures the PromQL API (its Logger is set from Logger).
-	Query  queryapi.Options
-	Logger *slog.Logger
+	Query queryapi.Options
+	// Exporter configures /metrics (its Logger is set from Logger).
+	Exporter exporter.Options
+	Logger   *slog.Logger
 }
 
 // Aggregator is the assembled service.
@@ -51,6 +54,7 @@ type Aggregator struct {
 	demo   *simulator.Simulator
 	// history keeps the accepted snapshots for PromQL.
 	history *queryapi.History
+	exp     *exporter.Exporter
 	// onPublish runs in the writer after each swap (history, caches).
 	onPublish []func(*snapshot.Snapshot)
 	observers []func(ingest.Cycle)
@@ -90,6 +94,13 @@ func New(cfg Config) (*Aggregator, error) {
 		Observe:  a.observe,
 		Logger:   cfg.Logger.With("component", "ingest"),
 	}
+	expOpts := cfg.Exporter
+	expOpts.Logger = cfg.Logger.With("component", "exporter")
+	a.exp = exporter.New(a.store, expOpts)
+	a.OnCycle(a.exp.Observe)
+	cfg.Schema.ReportNotes(func(note string) {
+		cfg.Logger.Warn("Metric name clash resolved", "component", "schema", "note", note)
+	})
 	a.routes()
 	return a, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/http"
 
+	"github.com/gorilla/mux"
+
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/restapi"
 )
@@ -25,6 +27,23 @@ func (a *Aggregator) routes() {
 		writeText(w, http.StatusOK, "Healthy.")
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/-/ready", a.ready).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/metrics", a.exp.Handler()).Methods(http.MethodGet, http.MethodHead)
+}
+
+// instrumentRoutes wraps every route registered so far, and the not-found
+// and method-not-allowed answers, with the exporter's HTTP metrics, labelled
+// by path template. Call it once, after the last route.
+func (a *Aggregator) instrumentRoutes() {
+	r := a.router
+	_ = r.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		tpl, err := route.GetPathTemplate()
+		if h := route.GetHandler(); h != nil && err == nil {
+			route.Handler(a.exp.Instrument(tpl, h))
+		}
+		return nil
+	})
+	r.NotFoundHandler = a.exp.Instrument("not_found", r.NotFoundHandler)
+	r.MethodNotAllowedHandler = a.exp.Instrument("method_not_allowed", r.MethodNotAllowedHandler)
 }
 
 // ready is 200 while the served snapshot is fresh. Stale data is still served

@@ -36,6 +36,7 @@ func (a *Aggregator) ListenAndServe(ctx context.Context, flags *web.FlagConfig) 
 		return fmt.Errorf("landing page: %w", err)
 	}
 	a.router.Handle("/", landing).Methods(http.MethodGet, http.MethodHead)
+	a.instrumentRoutes()
 	srv := &http.Server{
 		Handler:           a.router,
 		ReadHeaderTimeout: 10 * time.Second,

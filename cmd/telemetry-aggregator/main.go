@@ -16,7 +16,9 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/fabrictelemetry/aggregator/aggregator"
+	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/queryapi"
+	"github.com/fabrictelemetry/aggregator/schema"
 )
 
 const name = "telemetry-aggregator"
@@ -34,12 +36,15 @@ func run(args []string) int {
 	app.Flag("source.max-staleness", "Snapshot age after which /-/ready fails (0: three poll intervals). Stale data is still served, with its age.").Default("0s").DurationVar(&cfg.MaxStaleness)
 	app.Flag("demo", "Run a simulated fabric in-process on a free loopback port and poll it instead of --source.url.").BoolVar(&cfg.Demo)
 	app.Flag("demo.switches", "Switches in the --demo fabric.").Default("50").IntVar(&cfg.DemoSwitches)
+	schemaFile := app.Flag("metrics.schema-file", "CSV file (column,metric,type,scale,help) that adds or overrides metric names of source columns; see docs/metrics.md.").String()
+	exporterOpts := exporter.AddFlags(app)
 	queryOpts := queryapi.AddFlags(app)
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
 	app.Version(version.Print(name))
 	app.HelpFlag.Short('h')
-	if _, err := app.Parse(args); err != nil {
+	_, err := app.Parse(args)
+	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 2
 	}
@@ -47,6 +52,13 @@ func run(args []string) int {
 	cfg.Query = *queryOpts
 	cfg.Logger = promslog.New(logConfig)
 	cfg.Logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
+	cfg.Exporter = *exporterOpts
+	if *schemaFile != "" {
+		if cfg.Schema, err = schema.LoadFile(*schemaFile, schema.Default()); err != nil {
+			cfg.Logger.Error("Invalid schema file", "err", err)
+			return 2
+		}
+	}
 
 	agg, err := aggregator.New(cfg)
 	if err != nil {
