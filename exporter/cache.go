@@ -73,8 +73,8 @@ func (x *exposition) gzipped(enc encoding) gzipPart {
 		buf.Grow(len(data)/8 + 64)
 		buf.Write(gzipHeader)
 		fw, _ := flate.NewWriter(&buf, flate.BestSpeed) // err only for a bad level
-		_, _ = fw.Write(data)                                    // bytes.Buffer does not fail
-		_ = fw.Flush()                                           // sync flush: byte-aligned, stream left open
+		_, _ = fw.Write(data)                           // bytes.Buffer does not fail
+		_ = fw.Flush()                                  // sync flush: byte-aligned, stream left open
 		return gzipPart{prefix: buf.Bytes(), crc: crc32.ChecksumIEEE(data), size: uint32(len(data))}
 	})
 }
