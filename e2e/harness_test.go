@@ -19,33 +19,56 @@ import (
 	"time"
 )
 
-// The binaries under test, built once by TestMain.
+// The binaries under test are built once per test run, on first use, by
+// Binaries. (The package's TestMain belongs to whichever test file needs
+// one; the harness does not need it.)
 var (
-	AggregatorBin string
-	SimulatorBin  string
+	buildOnce                   sync.Once
+	buildErr                    error
+	aggregatorBin, simulatorBin string
 )
 
 // StopTimeout bounds how long a process may take to exit after SIGTERM.
 const StopTimeout = 10 * time.Second
 
-func TestMain(m *testing.M) { os.Exit(runTests(m)) }
-
-func runTests(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
+// Binaries builds telemetry-aggregator and telemetry-simulator once per
+// test run and returns their paths. They go beside the test binary, in the
+// work directory that go test removes afterwards (a temporary directory
+// when the test binary was built elsewhere, e.g. with go test -c).
+func Binaries(t testing.TB) (aggregator, simulator string) {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := binDir()
+		if err != nil {
+			buildErr = err
+			return
+		}
+		aggregatorBin = filepath.Join(dir, "telemetry-aggregator")
+		simulatorBin = filepath.Join(dir, "telemetry-simulator")
+		var wg sync.WaitGroup
+		var errs [2]error
+		wg.Go(func() { errs[0] = build(aggregatorBin, "./cmd/telemetry-aggregator") })
+		wg.Go(func() { errs[1] = build(simulatorBin, "./cmd/telemetry-simulator") })
+		wg.Wait()
+		buildErr = errors.Join(errs[:]...)
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	defer os.RemoveAll(dir)
-	AggregatorBin = filepath.Join(dir, "telemetry-aggregator")
-	SimulatorBin = filepath.Join(dir, "telemetry-simulator")
-	for bin, pkg := range map[string]string{AggregatorBin: "./cmd/telemetry-aggregator", SimulatorBin: "./cmd/telemetry-simulator"} {
-		if err := build(bin, pkg); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
+	return aggregatorBin, simulatorBin
+}
+
+// binDir is go test's work directory of this test binary
+// ($TMPDIR/go-buildNNN/bNNN), which go test deletes when the run ends.
+func binDir() (string, error) {
+	exe, err := os.Executable()
+	if err == nil {
+		dir := filepath.Dir(exe)
+		if strings.HasPrefix(filepath.Base(filepath.Dir(dir)), "go-build") {
+			return dir, nil
 		}
 	}
-	return m.Run()
+	return os.MkdirTemp("", "e2e-bin-")
 }
 
 // build compiles a command of this module, with the race detector when the
@@ -244,6 +267,7 @@ func start(t testing.TB, name, bin, listenMsg string, args ...string) *Process {
 	t.Cleanup(func() {
 		p.Stop(t)
 		<-readDone
+		Client.CloseIdleConnections() // no connection outlives its server
 		if strings.Contains(p.Logs.Tail(1<<30), "WARNING: DATA RACE") {
 			t.Errorf("%s reported a data race:\n%s", name, p.Logs.Tail(200))
 		} else if t.Failed() {
@@ -295,14 +319,16 @@ func (p *Process) Stop(t testing.TB) time.Duration {
 // args give --web.listen-address) with JSON logs.
 func StartSimulator(t testing.TB, args ...string) *Process {
 	t.Helper()
-	return start(t, "simulator", SimulatorBin, "Starting telemetry-simulator", withDefaults(args)...)
+	_, bin := Binaries(t)
+	return start(t, "simulator", bin, "Starting telemetry-simulator", withDefaults(args)...)
 }
 
 // StartAggregator runs telemetry-aggregator on a free loopback port with
 // JSON logs; it does not wait for readiness (see WaitReady).
 func StartAggregator(t testing.TB, args ...string) *Process {
 	t.Helper()
-	return start(t, "aggregator", AggregatorBin, "Listening on", withDefaults(args)...)
+	bin, _ := Binaries(t)
+	return start(t, "aggregator", bin, "Listening on", withDefaults(args)...)
 }
 
 func withDefaults(args []string) []string {
