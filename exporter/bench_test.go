@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,15 +23,20 @@ const (
 )
 
 var benchStore = sync.OnceValue(func() *snapshot.Store {
+	// The switch matrix's 17 columns, as the simulator sends them.
 	table := schema.Default()
 	var columns []string
+	var known []schema.Metric
 	for _, m := range table.Known() {
-		columns = append(columns, m.Column)
+		if strings.HasPrefix(m.Name, schema.Namespace+"_"+schema.SwitchSubsystem+"_") {
+			columns = append(columns, m.Column)
+			known = append(known, m)
+		}
 	}
 	b := snapshot.NewBuilder([]string{snapshot.SwitchLabel}, columns, benchSwitches)
 	for i := range benchSwitches {
 		row := b.AddRow(fmt.Sprintf("switch-%05d", i))
-		for col, m := range table.Known() {
+		for col, m := range known {
 			v := snapshot.UintValue(uint64(i)*1_000_003 + uint64(col)*7919)
 			if m.Type == schema.Gauge {
 				v = snapshot.FloatValue(float64(i%1000)/7 + float64(col))

@@ -72,6 +72,8 @@ func (x *exposition) gzipped(enc encoding) gzipPart {
 		var buf bytes.Buffer
 		buf.Grow(len(data)/8 + 64)
 		buf.Write(gzipHeader)
+		// BestSpeed: about 4x faster than the default level at 1M series for
+		// some 15% more bytes, and the first gzip scrape of a snapshot waits for it.
 		fw, _ := flate.NewWriter(&buf, flate.BestSpeed) // err only for a bad level
 		_, _ = fw.Write(data)                           // bytes.Buffer does not fail
 		_ = fw.Flush()                                  // sync flush: byte-aligned, stream left open

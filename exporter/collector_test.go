@@ -76,22 +76,22 @@ fabric_snapshot_switches 2
 # HELP fabric_snapshot_timestamp_seconds Source time of the snapshot served on this endpoint, in seconds since the epoch (newest row timestamp, or the poll time if the source gives none).
 # TYPE fabric_snapshot_timestamp_seconds gauge
 fabric_snapshot_timestamp_seconds 1.7000000005e+09
-# HELP fabric_switch_bandwidth_utilization_ratio Bandwidth utilization of the switch, 0 to 1 (source column Bandwidth_Util_Pct, percent). Cached from the last successful poll of the source.
+# HELP fabric_switch_bandwidth_utilization_ratio Bandwidth utilization, 0 to 1 (source column Bandwidth_Util_Pct, percent). Cached from the last successful poll of the source.
 # TYPE fabric_switch_bandwidth_utilization_ratio gauge
 fabric_switch_bandwidth_utilization_ratio{switch_id="sw-a"} 1
 fabric_switch_bandwidth_utilization_ratio{switch_id="sw-b"} 0.5
 # HELP fabric_switch_fan_speed_rpm Value of source column "FanSpeedRPM" (no schema entry; exported as a gauge), cached from the last successful poll.
 # TYPE fabric_switch_fan_speed_rpm gauge
 fabric_switch_fan_speed_rpm{switch_id="sw-a"} 9000
-# HELP fabric_switch_latency_average_seconds Average port-to-port latency of the switch in seconds (source column Latency_Avg_uSec, microseconds). Cached from the last successful poll of the source.
+# HELP fabric_switch_latency_average_seconds Average latency in seconds (source column Latency_Avg_uSec, microseconds). Cached from the last successful poll of the source.
 # TYPE fabric_switch_latency_average_seconds gauge
 fabric_switch_latency_average_seconds{switch_id="sw-a"} 2e-06
 fabric_switch_latency_average_seconds{switch_id="sw-b"} 4e-06
-# HELP fabric_switch_receive_bytes_total Bytes received by the switch (source column Rx_Bytes). Cached from the last successful poll of the source.
+# HELP fabric_switch_receive_bytes_total Bytes received (source column Rx_Bytes). Cached from the last successful poll of the source.
 # TYPE fabric_switch_receive_bytes_total counter
 fabric_switch_receive_bytes_total{switch_id="sw-a"} 0
 fabric_switch_receive_bytes_total{switch_id="sw-b"} 12345678901234
-# HELP fabric_switch_temperature_celsius Temperature of the switch in degrees Celsius (source column Temperature_C). Cached from the last successful poll of the source.
+# HELP fabric_switch_temperature_celsius Temperature in degrees Celsius (source column Temperature_C). Cached from the last successful poll of the source.
 # TYPE fabric_switch_temperature_celsius gauge
 fabric_switch_temperature_celsius{switch_id="sw-b"} -3
 # HELP fabric_switch_temperature_celsius_2 Value of source column "Temperature_Celsius" (no schema entry; exported as a gauge), cached from the last successful poll.
@@ -128,7 +128,7 @@ func TestCollectorFollowsStore(t *testing.T) {
 	c := NewCollector(store)
 	publish(t, store, []string{"switch_id"}, []string{"Power_W"}, [][]any{{"sw-z", 250.5}})
 	const want = `
-# HELP fabric_switch_power_watts Power draw of the switch in watts (source column Power_W). Cached from the last successful poll of the source.
+# HELP fabric_switch_power_watts Power draw in watts (source column Power_W). Cached from the last successful poll of the source.
 # TYPE fabric_switch_power_watts gauge
 fabric_switch_power_watts{switch_id="sw-z"} 250.5
 `
