@@ -1,0 +1,75 @@
+package restapi
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+)
+
+// TestOpenAPIFixture validates the handlers' answers over the fixture
+// (2^64-1, NaN and ±Inf as null, absent values) against ../openapi.yaml;
+// the e2e tests do the same against the running binary.
+func TestOpenAPIFixture(t *testing.T) {
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile("../openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = openapi3.Servers{{URL: "http://example.com"}} // httptest.NewRequest's host
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready, notReady := newRouter(fixtureSnapshot(t), time.Second), newRouter(nil, time.Second)
+	tests := []struct {
+		name   string
+		h      http.Handler
+		target string
+		status int
+	}{
+		{"uint64 max", ready, "/telemetry/GetMetric?switch_id=SW-10&metric_name=Rx_Bytes", 200},
+		{"NaN", ready, "/telemetry/GetMetric?switch_id=SW-10&metric_name=Temperature_C", 200},
+		{"negative", ready, "/telemetry/GetMetric?switch_id=SW-10&metric_name=Delta", 200},
+		{"absent", ready, "/telemetry/GetMetric?switch_id=SW-02&metric_name=Rx_Bytes", 200},
+		{"list", ready, "/telemetry/ListMetrics", 200},
+		{"list filtered", ready, "/telemetry/ListMetrics?switch_id=SW-02&metric_name=Rx_Bytes", 200},
+		{"unknown switch", ready, "/telemetry/GetMetric?switch_id=SW-99&metric_name=Rx_Bytes", 404},
+		{"unknown filter", ready, "/telemetry/ListMetrics?metric_name=Nope", 404},
+		{"missing", ready, "/telemetry/GetMetric?switch_id=SW-01", 400},
+		{"not ready", notReady, "/telemetry/GetMetric?switch_id=SW-01&metric_name=Rx_Bytes", 503},
+		{"list not ready", notReady, "/telemetry/ListMetrics", 503},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodGet, tt.target, nil)
+			w := serve(tt.h, http.MethodGet, tt.target)
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
+			}
+			route, params, err := router.FindRoute(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			opts := &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true}
+			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+			err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+				RequestValidationInput: in, Status: w.Code, Header: w.Header(),
+				Body: io.NopCloser(bytes.NewReader(w.Body.Bytes())), Options: opts,
+			})
+			if err != nil {
+				t.Errorf("answer does not match openapi.yaml: %v\n%s", err, w.Body)
+			}
+		})
+	}
+}
