@@ -2,14 +2,20 @@ package ingest
 
 import (
 	"bytes"
+	"context"
 	"encoding/csv"
+	"fmt"
 	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/simulator"
+	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
 // simulatorBody is the simulator's CSV for n switches, the body every parse
@@ -63,5 +69,67 @@ func BenchmarkParseBaselineEncodingCSV(b *testing.B) {
 				}
 			}
 		}
+	}
+}
+
+// pollBench serves the simulator's body for n switches from a loopback
+// httptest server and returns a fetcher for it; the server and the
+// client's connections are closed when the benchmark ends.
+func pollBench(b *testing.B, n int) (body []byte, f *Fetcher) {
+	b.Helper()
+	body = simulatorBody(b, n)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/csv")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	}))
+	client := srv.Client()
+	b.Cleanup(func() { client.CloseIdleConnections(); srv.Close() })
+	return body, &Fetcher{URL: srv.URL, MaxBytes: 256 << 20, Client: client}
+}
+
+// BenchmarkPollCycle is one whole ingestion cycle as the poller runs it:
+// fetch over loopback (keep-alive), parse and validate, publish.
+func BenchmarkPollCycle(b *testing.B) {
+	for _, n := range []int{50, 2000} {
+		b.Run(fmt.Sprintf("switches=%d", n), func(b *testing.B) {
+			body, f := pollBench(b, n)
+			store := &snapshot.Store{}
+			p := &Poller{
+				Fetcher: f, Parser: NewParser(schema.Default()), Interval: time.Hour, Timeout: 10 * time.Second,
+				Publish: store.Publish, Logger: slog.New(slog.DiscardHandler),
+			}
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if c := p.Poll(context.Background()); c.Err != nil {
+					b.Fatal(c.Err)
+				}
+			}
+			if got := len(store.Load().Switches()); got != n {
+				b.Fatalf("%d switches published, want %d", got, n)
+			}
+		})
+	}
+}
+
+// BenchmarkFetchOnly is PollCycle's baseline: the same fetch of the same
+// body, then only its lines counted.
+func BenchmarkFetchOnly(b *testing.B) {
+	for _, n := range []int{50, 2000} {
+		b.Run(fmt.Sprintf("switches=%d", n), func(b *testing.B) {
+			body, f := pollBench(b, n)
+			b.SetBytes(int64(len(body)))
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := f.Fetch(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if lines := bytes.Count(got, []byte{'\n'}); lines != n+1 {
+					b.Fatalf("%d lines, want %d", lines, n+1)
+				}
+			}
+		})
 	}
 }
