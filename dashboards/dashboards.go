@@ -13,12 +13,20 @@
 // with plain PromQL, so they work on both data sources: the Prometheus
 // server and the aggregator's own query API. Aggregator health reads the
 // self-metrics and the recording rules, which only the Prometheus server has.
+//
+// The dashboards use the SDK's classic dashboard schema (package dashboard),
+// which the SDK marks deprecated in favour of dashboardv2: Grafana's file
+// provisioning loads classic JSON on every version, v2 only behind Grafana
+// 12's new dashboard API.
 package dashboards
+
+//lint:file-ignore SA1019 Grafana provisions classic (v1) dashboard JSON from files; the SDK's dashboardv2 needs Grafana's new dashboard API. See package doc.
 
 import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"regexp"
 
 	"github.com/grafana/grafana-foundation-sdk/go/dashboard"
 
@@ -57,8 +65,8 @@ func All(table *schema.Table) ([]File, error) {
 }
 
 // Marshal renders a dashboard the way the committed files are written:
-// indented JSON with a final newline, HTML characters (<, >, &, common in
-// PromQL) left as they are.
+// indented JSON with a final newline, and PromQL's <, > and & as they are
+// rather than as \u003c, \u003e and \u0026.
 func Marshal(d dashboard.Dashboard) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -67,8 +75,21 @@ func Marshal(d dashboard.Dashboard) ([]byte, error) {
 	if err := enc.Encode(d); err != nil {
 		return nil, err
 	}
-	return buf.Bytes(), nil
+	// The SDK's panel types marshal themselves with json.Marshal, which
+	// escapes HTML whatever the encoder says: undo it. An escape preceded by
+	// an odd number of backslashes is an escaped backslash and the text
+	// "u003e", and stays.
+	return htmlEscape.ReplaceAllFunc(buf.Bytes(), func(m []byte) []byte {
+		i := bytes.LastIndexByte(m, '\\')
+		if (i-bytes.IndexByte(m, '\\'))%2 == 1 {
+			return m
+		}
+		r := map[string]byte{"003c": '<', "003e": '>', "0026": '&'}[string(m[i+2:])]
+		return append(m[:i:i], r)
+	}), nil
 }
+
+var htmlEscape = regexp.MustCompile(`\\+u00(3c|3e|26)`)
 
 // numberPanels gives every panel and row a stable id in layout order, so
 // that links to a panel (viewPanel=N) survive regeneration.

@@ -1,5 +1,7 @@
 package dashboards
 
+//lint:file-ignore SA1019 Grafana provisions classic (v1) dashboard JSON from files; the SDK's dashboardv2 needs Grafana's new dashboard API. See package doc.
+
 import (
 	"fmt"
 	"strings"
@@ -77,11 +79,12 @@ func option(v string) dashboard.VariableOption {
 	}
 }
 
-// switchVariable is $switch_id: the switches that have reported a metric,
-// as Grafana's label_values() finds them. multi lets the user pick several
-// or All (then the value is a regex, so queries match with =~).
-func switchVariable(metric string, multi bool) *dashboard.QueryVariableBuilder {
-	q := fmt.Sprintf("label_values(%s, %s)", metric, switchLabel)
+// switchVariable is $switch_id: every switch_id value the data source
+// knows, whichever subsystem (switch matrix or per-port rows) it reports.
+// multi lets the user pick several or All (then the value is a regex, so
+// queries match with =~).
+func switchVariable(multi bool) *dashboard.QueryVariableBuilder {
+	q := fmt.Sprintf("label_values(%s)", switchLabel)
 	v := dashboard.NewQueryVariableBuilder(switchVar).
 		Label("Switch").
 		Datasource(datasource).
@@ -233,6 +236,9 @@ func tablePanel(title, description string, target cogQuery) *table.PanelBuilder 
 		Height(8).
 		Span(8).
 		NoValue("none").
+		// The SDK's default footer has a null reducer, which Grafana's
+		// schema (and the SDK's strict decoder) reject.
+		Footer(common.NewTableFooterOptionsBuilder().Show(false).Reducer([]string{"sum"})).
 		// Only the switch: the time and value columns say nothing here.
 		WithTransformation(dashboard.DataTransformerConfig{
 			Id: "organize",

@@ -1,5 +1,7 @@
 package dashboards
 
+//lint:file-ignore SA1019 Grafana provisions classic (v1) dashboard JSON from files; the SDK's dashboardv2 needs Grafana's new dashboard API. See package doc.
+
 import (
 	"fmt"
 
@@ -43,15 +45,30 @@ func FabricOverview(t *schema.Table) (dashboard.Dashboard, error) {
 		linkDowns   = n.of("Link_Down_Count")
 		temperature = n.of("Temperature_C")
 		power       = n.of("Power_W")
+		// The same counters from a per-port source (UFM Telemetry).
+		portRxBytes    = n.of("PortRcvDataExtended")
+		portTxBytes    = n.of("PortXmitDataExtended")
+		portRxErrors   = n.of("PortRcvErrorsExtended")
+		portTxDiscards = n.of("PortXmitDiscardsExtended")
+		portSymbolErrs = n.of("SymbolErrorCounterExtended")
+		portLinkDowns  = n.of("LinkDownedCounterExtended")
 	)
-	// A switch "reports" when its rows are in the current snapshot; it is
-	// "expected" when it reported at any time in the last hour. Counting by
+	// A switch "reports" when its rows are in the current snapshot: a switch
+	// matrix row has ports, a per-port row a link-down counter. It is
+	// "expected" when it reported at any time in the last hour. Grouping by
 	// switch_id folds duplicates (two Prometheus replicas, two aggregators).
-	reporting := fmt.Sprintf(`count(count by (%s) (%s))`, switchLabel, sel(ports))
-	seen := fmt.Sprintf(`count by (%[1]s) (max_over_time(%[2]s[1h]))`, switchLabel, sel(ports))
-	missing := fmt.Sprintf(`%s unless count by (%s) (%s)`, seen, switchLabel, sel(ports))
-	perSwitchRate := func(metric string) string {
-		return fmt.Sprintf(`sum by (%s) (rate(%s[$__rate_interval]))`, switchLabel, sel(metric))
+	present := fmt.Sprintf(`group by (%s) (%s or %s)`, switchLabel, sel(ports), sel(portLinkDowns))
+	reporting := fmt.Sprintf(`count(%s)`, present)
+	seen := fmt.Sprintf(`group by (%[1]s) (max_over_time(%[2]s[1h]) or max_over_time(%[3]s[1h]))`, switchLabel, sel(ports), sel(portLinkDowns))
+	missing := fmt.Sprintf(`%s unless %s`, seen, present)
+	// perSwitchRate sums a counter's rate per switch, from switch rows or,
+	// for a per-port source, over the switch's ports.
+	perSwitchRate := func(metric, portMetric string) string {
+		return fmt.Sprintf(`sum by (%[1]s) (rate(%[2]s[$__rate_interval])) or sum by (%[1]s) (rate(%[3]s[$__rate_interval]))`,
+			switchLabel, sel(metric), sel(portMetric))
+	}
+	fabricRate := func(metric, portMetric string) string {
+		return fmt.Sprintf(`(sum(rate(%s[$__rate_interval])) or sum(rate(%s[$__rate_interval]))) * 8`, sel(metric), sel(portMetric))
 	}
 	perSwitch := func(metric string) string {
 		return fmt.Sprintf(`max by (%s) (%s)`, switchLabel, sel(metric))
@@ -59,8 +76,8 @@ func FabricOverview(t *schema.Table) (dashboard.Dashboard, error) {
 	legend := "{{" + switchLabel + "}}"
 
 	b := newDashboard("fabric-overview", "Fabric overview",
-		"Every switch of the fabric at a glance: which report, the worst latencies, utilization, errors, link flaps, temperature and power. Works on both data sources (Prometheus, or the aggregator's own query API).").
-		WithVariable(switchVariable(ports, true)).
+		"Every switch of the fabric at a glance: which report, the worst latencies, utilization, errors, link flaps, temperature and power. Works on both data sources (Prometheus, or the aggregator's own query API). Counts, errors, flaps and throughput also cover per-port sources (UFM Telemetry); latency, utilization, temperature and power come from the switch matrix only.").
+		WithVariable(switchVariable(true)).
 		WithRow(dashboard.NewRowBuilder("Switches")).
 		WithPanel(statPanel("Switches reporting", "Switches in the current snapshot.", "none",
 			instant(reporting, "")).
@@ -118,18 +135,18 @@ func FabricOverview(t *schema.Table) (dashboard.Dashboard, error) {
 			YAxis(heatmap.NewYAxisConfigBuilder().Unit("percentunit").Min(0).Max(1)).
 			WithTarget(query(perSwitch(bandwidth), legend).RefId(refID(0)))).
 		WithPanel(timeseriesPanel("Fabric throughput", "Bits per second received and transmitted by the selected switches together.", "bps",
-			query(fmt.Sprintf(`sum(rate(%s[$__rate_interval])) * 8`, sel(rxBytes)), "receive"),
-			query(fmt.Sprintf(`sum(rate(%s[$__rate_interval])) * 8`, sel(txBytes)), "transmit")).
+			query(fabricRate(rxBytes, portRxBytes), "receive"),
+			query(fabricRate(txBytes, portTxBytes), "transmit")).
 			Span(24)).
 		WithRow(dashboard.NewRowBuilder("Errors and link flaps")).
 		WithPanel(timeseriesPanel("Receive errors", "Receive errors per second, per switch (alert FabricReceiveErrorsRising).", "cps",
-			query(perSwitchRate(rxErrors), legend))).
+			query(perSwitchRate(rxErrors, portRxErrors), legend))).
 		WithPanel(timeseriesPanel("Transmit discards", "Packets discarded for lack of buffer per second, per switch.", "cps",
-			query(perSwitchRate(txDiscards), legend))).
+			query(perSwitchRate(txDiscards, portTxDiscards), legend))).
 		WithPanel(timeseriesPanel("Symbol errors", "Physical-layer symbol errors per second, per switch (alert FabricSymbolErrorsRising).", "cps",
-			query(perSwitchRate(symbolErrs), legend))).
+			query(perSwitchRate(symbolErrs, portSymbolErrs), legend))).
 		WithPanel(barGaugePanel("Link flaps", "Link-down events per switch over the dashboard's time range (alert FabricLinkFlapping).", "none",
-			instant(fmt.Sprintf(`sort_desc(sum by (%s) (increase(%s[$__range])) > 0)`, switchLabel, sel(linkDowns)), legend)).
+			instant(fmt.Sprintf(`sort_desc((sum by (%[1]s) (increase(%[2]s[$__range])) or sum by (%[1]s) (increase(%[3]s[$__range]))) > 0)`, switchLabel, sel(linkDowns), sel(portLinkDowns)), legend)).
 			Span(12).
 			Height(8).
 			Thresholds(thresholds(1.0, "yellow", 4.0, "red"))).

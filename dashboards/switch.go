@@ -1,5 +1,7 @@
 package dashboards
 
+//lint:file-ignore SA1019 Grafana provisions classic (v1) dashboard JSON from files; the SDK's dashboardv2 needs Grafana's new dashboard API. See package doc.
+
 import (
 	"fmt"
 	"strings"
@@ -26,8 +28,8 @@ func SwitchDetail(t *schema.Table) (dashboard.Dashboard, error) {
 	}
 
 	b := newDashboard("fabric-switch-detail", "Switch detail",
-		"Every metric of one switch over time, as the schema table defines them: gauges as they are, counters as per-second rates. Works on both data sources.").
-		WithVariable(switchVariable(ports, false)).
+		"Every metric of one switch over time, as the schema table defines them: gauges as they are, counters as per-second rates, per-port counters one line per port. Works on both data sources.").
+		WithVariable(switchVariable(false)).
 		WithRow(dashboard.NewRowBuilder("Now")).
 		WithPanel(statPanel("Reporting", "1 if the switch is in the current snapshot.", "none",
 			instant(fmt.Sprintf(`count(%s) or vector(0)`, one(ports)), "")).
@@ -49,22 +51,41 @@ func SwitchDetail(t *schema.Table) (dashboard.Dashboard, error) {
 			instant(fmt.Sprintf(`time() - max(%s)`, monitoring.SnapshotTimestamp), "")).
 			Thresholds(thresholds(staleSnapshotSeconds, "red")))
 
-	var gauges, counters []schema.Metric
+	// Switch rows first (gauges, then counters as rates), then the per-port
+	// counters, one line per port so that the bad port stands out.
+	var gauges, counters, perPort []schema.Metric
 	for _, m := range t.Known() {
-		if m.Type == schema.Counter {
+		switch {
+		case strings.HasPrefix(m.Name, portPrefix):
+			perPort = append(perPort, m)
+		case m.Type == schema.Counter:
 			counters = append(counters, m)
-		} else {
+		default:
 			gauges = append(gauges, m)
 		}
 	}
-	legend := "{{" + switchLabel + "}}"
-	b = b.WithRow(dashboard.NewRowBuilder("Gauges"))
-	for _, m := range gauges {
-		b = b.WithPanel(metricPanel(m, query(one(m.Name), legend)))
+	expr := func(m schema.Metric) string {
+		if m.Type == schema.Counter {
+			return fmt.Sprintf(`rate(%s[$__rate_interval])`, one(m.Name))
+		}
+		return one(m.Name)
 	}
-	b = b.WithRow(dashboard.NewRowBuilder("Counters (per-second rates)"))
-	for _, m := range counters {
-		b = b.WithPanel(metricPanel(m, query(fmt.Sprintf(`rate(%s[$__rate_interval])`, one(m.Name)), legend)))
+	for _, section := range []struct {
+		title   string
+		metrics []schema.Metric
+		legend  string
+	}{
+		{"Gauges", gauges, "{{" + switchLabel + "}}"},
+		{"Counters (per-second rates)", counters, "{{" + switchLabel + "}}"},
+		{"Ports (per-second rates, per port; per-port sources such as UFM Telemetry)", perPort, "port {{" + portLabel + "}}"},
+	} {
+		if len(section.metrics) == 0 {
+			continue
+		}
+		b = b.WithRow(dashboard.NewRowBuilder(section.title))
+		for _, m := range section.metrics {
+			b = b.WithPanel(metricPanel(m, query(expr(m), section.legend)))
+		}
 	}
 	return b.Build()
 }
@@ -84,20 +105,28 @@ func metricPanel(m schema.Metric, target cogQuery) *timeseriesBuilder {
 			ShowLegend(false))
 }
 
+// Name prefixes of the two subsystems' data metrics.
+const (
+	switchPrefix = schema.Namespace + "_" + schema.SwitchSubsystem + "_"
+	portPrefix   = schema.Namespace + "_" + schema.PortSubsystem + "_"
+)
+
+// portLabel is the label that tells the ports of a switch apart on per-port
+// metrics.
+const portLabel = "port"
+
 // metricTitle turns fabric_switch_receive_errors_total into "Receive errors
-// per second" and fabric_switch_temperature_celsius into "Temperature
-// celsius".
+// per second", fabric_port_symbol_errors_total into "Port symbol errors per
+// second" and fabric_switch_temperature_celsius into "Temperature celsius".
 func metricTitle(m schema.Metric) string {
 	s := m.Name
-	for _, prefix := range []string{
-		schema.Namespace + "_" + schema.SwitchSubsystem + "_",
-		schema.Namespace + "_" + schema.PortSubsystem + "_",
-		schema.Namespace + "_",
-	} {
-		if strings.HasPrefix(s, prefix) {
-			s = strings.TrimPrefix(s, prefix)
-			break
-		}
+	switch {
+	case strings.HasPrefix(s, switchPrefix):
+		s = strings.TrimPrefix(s, switchPrefix)
+	case strings.HasPrefix(s, portPrefix):
+		s = "port " + strings.TrimPrefix(s, portPrefix)
+	default:
+		s = strings.TrimPrefix(s, schema.Namespace+"_")
 	}
 	s = strings.TrimSuffix(s, "_total")
 	s = strings.ReplaceAll(s, "_", " ")
