@@ -41,6 +41,7 @@ const (
 
 // switchState is one switch's counters and gauges between ticks.
 type switchState struct {
+	model      int // index into switchModels, the hardware drawn at start
 	portsTotal int
 	portsDown  int     // ports that are never cabled, so Ports_Up < Ports_Total on a healthy switch
 	flapped    int     // ports down because of a link flap incident
@@ -72,10 +73,13 @@ type fabric struct {
 	switches     []switchState
 	incidentRate float64
 	dt           float64 // seconds of traffic per tick
+	ports        int     // Config.Ports: every switch's port count, or 0 for the drawn one
+	ticks        uint64  // number of ticks so far
 }
 
-func newFabric(n int, seed int64, incidentRate, dt float64) *fabric {
+func newFabric(n, ports int, seed int64, incidentRate, dt float64) *fabric {
 	f := &fabric{
+		ports: ports,
 		// The second PCG word is a fixed odd constant: the seed alone picks
 		// the sequence.
 		rnd:          rand.New(rand.NewPCG(uint64(seed), 0x9e3779b97f4a7c15)),
@@ -95,7 +99,8 @@ func newFabric(n int, seed int64, incidentRate, dt float64) *fabric {
 // counters as floats are caught.
 func (f *fabric) initSwitch(i int, sw *switchState) {
 	r := f.rnd
-	switch r.IntN(3) {
+	sw.model = r.IntN(3)
+	switch sw.model {
 	case 0:
 		sw.portsTotal, sw.portSpeed = 32, speed400G
 	case 1:
@@ -105,6 +110,12 @@ func (f *fabric) initSwitch(i int, sw *switchState) {
 	}
 	if r.IntN(4) == 0 {
 		sw.portsDown = 1 + r.IntN(2)
+	}
+	if f.ports > 0 {
+		// Every switch gets the configured port count; at least one port
+		// stays cabled.
+		sw.portsTotal = f.ports
+		sw.portsDown = min(sw.portsDown, f.ports-1)
 	}
 	sw.baseUtil = 10 + 60*r.Float64()
 	sw.pktSize = 400 + 1000*r.Float64()
@@ -131,6 +142,7 @@ func (f *fabric) initSwitch(i int, sw *switchState) {
 
 // tick advances every switch by one interval.
 func (f *fabric) tick() {
+	f.ticks++
 	for i := range f.switches {
 		sw := &f.switches[i]
 		f.endIncident(sw)

@@ -16,25 +16,27 @@ var badValues = [...]string{"abc", "12x", "1.2.3", "N/A", "#VALUE!", "--"}
 
 // corruptBody keeps the header but breaks some rows: some get the wrong
 // number of fields, some a non-numeric value. At least one row of each kind
-// is always there, added if the snapshot has too few rows.
-func corruptBody(snap *snapshot, r *rand.Rand) []byte {
-	out := make([]byte, 0, len(snap.body)+64)
-	out = append(out, Header...)
+// is always there, added if the table has too few rows.
+func corruptBody(t *table, r *rand.Rand) []byte {
+	out := make([]byte, 0, len(t.body)+64)
+	out = append(out, t.layout.header...)
 	out = append(out, '\n')
 
+	n := t.numRows()
 	wrongCount, nonNumeric := -1, -1
-	if n := len(snap.rows); n >= 2 {
+	if n >= 2 {
 		wrongCount = r.IntN(n)
 		nonNumeric = (wrongCount + 1 + r.IntN(n-1)) % n
 	} else if n == 1 {
 		nonNumeric = 0
 	}
-	for i, row := range snap.rows {
+	for i := range n {
+		row := t.row(i)
 		switch {
 		case i == wrongCount || (i != nonNumeric && r.IntN(20) == 0):
 			out = appendWrongFieldCount(out, row, r)
 		case i == nonNumeric || r.IntN(20) == 0:
-			out = appendNonNumeric(out, row, r)
+			out = appendNonNumeric(out, row, t.layout.valueCol, r)
 		default:
 			out = append(out, row...)
 		}
@@ -43,9 +45,19 @@ func corruptBody(snap *snapshot, r *rand.Rand) []byte {
 		out = append(out, "SW-00,1\n"...)
 	}
 	if nonNumeric < 0 {
-		out = appendNonNumeric(out, []byte("SW-00,0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17\n"), r)
+		out = appendNonNumeric(out, fallbackRow(t.layout), t.layout.valueCol, r)
 	}
 	return out
+}
+
+// fallbackRow is a made-up row of the right width: SW-00, then numbers.
+func fallbackRow(l *layout) []byte {
+	row := []byte("SW-00")
+	for i := range bytes.Count([]byte(l.header), []byte(",")) {
+		row = append(row, ',')
+		row = strconv.AppendInt(row, int64(i), 10)
+	}
+	return append(row, '\n')
 }
 
 // appendWrongFieldCount appends row with fields dropped from or added to its
@@ -60,27 +72,23 @@ func appendWrongFieldCount(out, row []byte, r *rand.Rand) []byte {
 	return appendFields(out, fields)
 }
 
-// appendNonNumeric appends row with one value after switch_id replaced by
-// text that is not a number.
-func appendNonNumeric(out, row []byte, r *rand.Rand) []byte {
+// appendNonNumeric appends row with one value from column valueCol on
+// replaced by text that is not a number.
+func appendNonNumeric(out, row []byte, valueCol int, r *rand.Rand) []byte {
 	fields := splitRow(row)
-	fields[1+r.IntN(len(fields)-1)] = []byte(badValues[r.IntN(len(badValues))])
+	fields[valueCol+r.IntN(len(fields)-valueCol)] = []byte(badValues[r.IntN(len(badValues))])
 	return appendFields(out, fields)
 }
 
 // truncatedBody cuts the body inside one row, before that row's last comma,
 // so the last line is short by at least one field and has no newline.
-func truncatedBody(snap *snapshot, r *rand.Rand) []byte {
-	if len(snap.rows) == 0 {
-		return snap.body[:len(Header)/2]
+func truncatedBody(t *table, r *rand.Rand) []byte {
+	if t.numRows() == 0 {
+		return t.body[:len(t.layout.header)/2]
 	}
-	idx := r.IntN(len(snap.rows))
-	offset := len(Header) + 1
-	for _, row := range snap.rows[:idx] {
-		offset += len(row)
-	}
-	lastComma := bytes.LastIndexByte(snap.rows[idx], ',')
-	return snap.body[:offset+1+r.IntN(lastComma)]
+	idx := r.IntN(t.numRows())
+	lastComma := bytes.LastIndexByte(t.row(idx), ',')
+	return t.body[:t.rowStart(idx)+1+r.IntN(lastComma)]
 }
 
 // garbageBody returns random bytes that no CSV reader should accept as the
@@ -95,10 +103,11 @@ func garbageBody(r *rand.Rand) []byte {
 	return out
 }
 
-// partialBody drops a random non-empty proper subset of the rows. With fewer
-// than two rows there is no such subset and it drops them all.
-func partialBody(snap *snapshot, r *rand.Rand) []byte {
-	n := len(snap.rows)
+// partialBody drops a random non-empty proper subset of the switches, each
+// with all its rows. With fewer than two switches there is no such subset
+// and it drops them all.
+func partialBody(t *table, r *rand.Rand) []byte {
+	n := len(t.groupEnds)
 	keep := make([]bool, n)
 	kept := 0
 	dropChance := 0.1 + 0.4*r.Float64()
@@ -116,35 +125,23 @@ func partialBody(snap *snapshot, r *rand.Rand) []byte {
 	case kept == 0:
 		keep[r.IntN(n)] = true
 	}
-
-	out := make([]byte, 0, len(snap.body))
-	out = append(out, Header...)
-	out = append(out, '\n')
-	for i, row := range snap.rows {
-		if keep[i] {
-			out = append(out, row...)
-		}
-	}
-	return out
+	return t.filter(func(g int) bool { return keep[g] }).body
 }
 
-// extraColumn is the column ModeSchema adds, one the consumer does not know.
-const extraColumn = "Fan_Speed_RPM"
-
-// schemaBody serves the same data with the columns shuffled, switch_id never
-// first, and extraColumn inserted somewhere.
-func schemaBody(snap *snapshot, r *rand.Rand) []byte {
-	names := append(splitRow([]byte(Header)), []byte(extraColumn))
+// schemaBody serves the same data with the columns shuffled, the first
+// column never first, and the layout's extra column inserted somewhere.
+func schemaBody(t *table, r *rand.Rand) []byte {
+	names := append(splitRow([]byte(t.layout.header)), []byte(t.layout.extraColumn))
 	perm := r.Perm(len(names))
 	if perm[0] == 0 {
 		j := 1 + r.IntN(len(perm)-1)
 		perm[0], perm[j] = perm[j], perm[0]
 	}
 
-	out := make([]byte, 0, len(snap.body)+len(snap.rows)*8+32)
+	out := make([]byte, 0, len(t.body)+t.numRows()*8+64)
 	out = appendPermuted(out, names, perm)
-	for _, row := range snap.rows {
-		fields := append(splitRow(row), strconv.AppendInt(nil, 3000+r.Int64N(9000), 10))
+	for i := range t.numRows() {
+		fields := append(splitRow(t.row(i)), strconv.AppendInt(nil, 3000+r.Int64N(9000), 10))
 		out = appendPermuted(out, fields, perm)
 	}
 	return out
@@ -161,9 +158,23 @@ func appendPermuted(out []byte, fields [][]byte, perm []int) []byte {
 }
 
 // splitRow splits a rendered row, with or without its newline, into fields.
-// Rendered rows never contain quotes, so a plain split is exact.
+// A quoted field (a node_description with a comma) stays whole, quotes
+// included, so that joining the fields again gives valid CSV. Rendered rows
+// never contain newlines inside quotes.
 func splitRow(row []byte) [][]byte {
-	return bytes.Split(bytes.TrimSuffix(row, []byte("\n")), []byte(","))
+	row = bytes.TrimSuffix(row, []byte("\n"))
+	fields := make([][]byte, 0, 24)
+	start, quoted := 0, false
+	for i, c := range row {
+		switch {
+		case c == '"':
+			quoted = !quoted
+		case c == ',' && !quoted:
+			fields = append(fields, row[start:i])
+			start = i + 1
+		}
+	}
+	return append(fields, row[start:])
 }
 
 func appendFields(out []byte, fields [][]byte) []byte {

@@ -19,6 +19,9 @@ const (
 
 	// maxSwitches keeps a typo from allocating gigabytes.
 	maxSwitches = 1_000_000
+	// maxPorts and maxPortRows do the same for Config.Ports.
+	maxPorts    = 4096
+	maxPortRows = 10_000_000
 	// minInterval keeps the ticker from spinning.
 	minInterval = time.Millisecond
 )
@@ -31,6 +34,12 @@ type Config struct {
 	// Interval is how often a new snapshot is generated, DefaultInterval if
 	// zero. Each tick adds one Interval's worth of traffic to the counters.
 	Interval time.Duration
+	// Ports, when positive, gives every switch that many ports and makes
+	// /counters serve one row per switch port (PortHeader) instead of one
+	// per switch (Header). Zero keeps the switch matrix, byte for byte as
+	// before Ports existed; /csv/metrics is per port either way (see
+	// UFMHeader).
+	Ports int
 	// Seed makes the whole sequence of snapshots deterministic.
 	Seed int64
 	// IncidentRate is the chance per switch and tick that an incident starts
@@ -51,7 +60,7 @@ type Config struct {
 type Simulator struct {
 	cfg    Config
 	logger *slog.Logger
-	ids    [][]byte // switch IDs, fixed at start
+	info   *fabricInfo // what never changes: IDs, GUIDs, port count
 
 	mu     sync.Mutex // serialises Tick: guards fabric
 	fabric *fabric
@@ -77,12 +86,12 @@ func New(cfg Config) (*Simulator, error) {
 	s := &Simulator{
 		cfg:     cfg,
 		logger:  cfg.Logger,
-		ids:     switchIDs(cfg.Switches),
-		fabric:  newFabric(cfg.Switches, cfg.Seed, cfg.IncidentRate, cfg.Interval.Seconds()),
+		info:    newFabricInfo(cfg.Switches, cfg.Seed),
+		fabric:  newFabric(cfg.Switches, cfg.Ports, cfg.Seed, cfg.IncidentRate, cfg.Interval.Seconds()),
 		stopped: make(chan struct{}),
 	}
 	s.mode.Store(int64(cfg.Mode))
-	s.snap.Store(render(time.Now(), s.ids, s.fabric.switches, 0))
+	s.snap.Store(s.render(time.Now(), nil))
 	return s, nil
 }
 
@@ -106,6 +115,11 @@ func withDefaults(cfg Config) (Config, error) {
 	}
 	if cfg.Interval < minInterval {
 		errs = append(errs, fmt.Errorf("interval must be at least %s, got %s", minInterval, cfg.Interval))
+	}
+	if cfg.Ports < 0 || cfg.Ports > maxPorts {
+		errs = append(errs, fmt.Errorf("ports must be between 0 and %d, got %d", maxPorts, cfg.Ports))
+	} else if cfg.Switches > 0 && cfg.Ports > maxPortRows/cfg.Switches {
+		errs = append(errs, fmt.Errorf("switches × ports must be at most %d, got %d × %d", maxPortRows, cfg.Switches, cfg.Ports))
 	}
 	if math.IsNaN(cfg.IncidentRate) || cfg.IncidentRate < 0 || cfg.IncidentRate > 1 {
 		errs = append(errs, fmt.Errorf("incident rate must be between 0 and 1, got %v", cfg.IncidentRate))
@@ -145,14 +159,21 @@ func (s *Simulator) Tick(now time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.fabric.tick()
-	prev := s.snap.Load()
-	s.snap.Store(render(now, s.ids, s.fabric.switches, len(prev.body)))
+	s.snap.Store(s.render(now, s.snap.Load()))
 }
 
-// Body returns the current snapshot as a good CSV body. It is shared: callers
-// must not modify it.
+// Body returns the current snapshot as a good /counters body: the switch
+// matrix (Header), or one row per port (PortHeader) when Config.Ports is
+// set. It is shared: callers must not modify it.
 func (s *Simulator) Body() []byte {
-	return s.snap.Load().body
+	return s.snap.Load().counters.body
+}
+
+// UFMBody returns the current snapshot as a good /csv/metrics body, in UFM
+// Telemetry's layout (UFMHeader). It is shared: callers must not modify it.
+// With Config.Ports zero the first call after a tick renders it.
+func (s *Simulator) UFMBody() []byte {
+	return s.snap.Load().ufmTable().body
 }
 
 // SetMode changes the global fault mode. Invalid modes are ignored and
