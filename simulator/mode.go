@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// Mode selects how /counters answers: correctly (ModeOK) or with one of the
-// faults a consumer of the real fabric endpoint has to survive.
+// Mode selects how the data endpoints (/counters, /csv/metrics) answer:
+// correctly (ModeOK) or with one of the faults a consumer of the real fabric
+// endpoint has to survive.
 type Mode int
 
 // The modes. ModeOK is the zero value so that a zero Config serves good data.

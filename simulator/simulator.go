@@ -47,7 +47,7 @@ type Config struct {
 	// Zero is a steady fabric: every switch in every snapshot, counters only
 	// growing.
 	IncidentRate float64
-	// Mode is the fault mode of /counters until changed.
+	// Mode is the fault mode of /counters and /csv/metrics until changed.
 	Mode Mode
 	// SlowDelay is how long ModeSlow waits before answering,
 	// DefaultSlowDelay if zero.
