@@ -1,7 +1,9 @@
 // Command telemetry-simulator serves synthetic switch fabric counters as CSV
-// at /counters, for developing and testing the aggregator without a fabric.
-// It can be told to fail in the ways the real endpoint does; see the
-// simulator package for the modes.
+// at /counters (one row per switch, or per port with --ports) and the same
+// fabric per port in NVIDIA UFM Telemetry's CSV layout at /csv/metrics, for
+// developing and testing the aggregator without a fabric. It can be told to
+// fail in the ways the real endpoint does; see the simulator package for the
+// modes and the layouts.
 package main
 
 import (
@@ -72,6 +74,7 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		"version", version.Info(),
 		"address", ln.Addr().String(),
 		"switches", opts.sim.Switches,
+		"ports", opts.sim.Ports,
 		"interval", opts.sim.Interval,
 		"seed", opts.sim.Seed,
 		"incident_rate", opts.sim.IncidentRate,
@@ -89,7 +92,8 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 // parseArgs parses the command line. When ok is false the program must exit
 // with code: after --help or --version (0) or on a usage error (2).
 func parseArgs(args []string, stdout, stderr io.Writer) (opts options, code int, ok bool) {
-	app := kingpin.New(name, "Serves synthetic switch fabric counters as CSV at /counters, optionally failing on purpose.")
+	app := kingpin.New(name, "Serves synthetic switch fabric counters as CSV at /counters (per switch, or per port with --ports) "+
+		"and per port in UFM Telemetry's layout at /csv/metrics (sharded with ?num_shards=N&shard=i), optionally failing on purpose.")
 	app.UsageWriter(stdout).ErrorWriter(stderr)
 	app.HelpFlag.Short('h')
 	app.Version(version.Print(name))
@@ -106,13 +110,15 @@ func parseArgs(args []string, stdout, stderr io.Writer) (opts options, code int,
 		Default(":9001").StringVar(&opts.listenAddress)
 	app.Flag("switches", "Number of simulated switches.").
 		Default("50").IntVar(&opts.sim.Switches)
+	app.Flag("ports", "Ports per switch. 0 keeps /counters one row per switch (the original switch matrix) and gives each switch 32, 40 or 64 ports in /csv/metrics; N > 0 gives every switch N ports and makes /counters one row per port.").
+		Default("0").IntVar(&opts.sim.Ports)
 	app.Flag("interval", "How often a new snapshot is generated.").
 		Default("10s").DurationVar(&opts.sim.Interval)
 	app.Flag("seed", "Seed of the simulation. The same seed gives the same fabric; it is fixed by default so that runs are reproducible.").
 		Default("1").Int64Var(&opts.sim.Seed)
 	app.Flag("incident-rate", "Chance per switch and snapshot that an incident starts (link flap, error burst, hot switch, congestion, drop-out, reboot). 0 is a steady fabric.").
 		Default("0.002").Float64Var(&opts.sim.IncidentRate)
-	modeFlag := app.Flag("mode", "Fault mode of /counters, one of: "+modes+".").
+	modeFlag := app.Flag("mode", "Fault mode of /counters and /csv/metrics, one of: "+modes+".").
 		Default("OK").IsSetByUser(&modeFlagSet).String()
 	app.Flag("slow-delay", "How long the SLOW mode waits before answering.").
 		Default("2s").DurationVar(&opts.sim.SlowDelay)
@@ -143,6 +149,8 @@ func checkPositive(cfg simulator.Config) error {
 	switch {
 	case cfg.Switches <= 0:
 		return fmt.Errorf("--switches must be positive, got %d", cfg.Switches)
+	case cfg.Ports < 0:
+		return fmt.Errorf("--ports must not be negative, got %d", cfg.Ports)
 	case cfg.Interval <= 0:
 		return fmt.Errorf("--interval must be positive, got %s", cfg.Interval)
 	case cfg.SlowDelay <= 0:

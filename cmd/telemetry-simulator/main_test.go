@@ -31,6 +31,9 @@ func TestStartupErrors(t *testing.T) {
 		{name: "unknown --mode", args: []string{"--mode=nope"}, wantErr: `unknown mode "nope"`},
 		{name: "zero switches", args: []string{"--switches=0"}, wantErr: "--switches"},
 		{name: "zero interval", args: []string{"--interval=0s"}, wantErr: "--interval"},
+		{name: "negative ports", args: []string{"--ports=-1"}, wantErr: "--ports"},
+		{name: "too many ports", args: []string{"--ports=5000"}, wantErr: "ports must be between"},
+		{name: "non-numeric ports", args: []string{"--ports=many"}, wantErr: `"many"`},
 		{name: "unknown flag", args: []string{"--no-such-flag"}, wantErr: "unknown long flag"},
 		{name: "two positionals", args: []string{"OK", "OK"}, wantErr: "unexpected"},
 	}
@@ -80,6 +83,13 @@ func TestHelpAndVersion(t *testing.T) {
 		}
 		if !strings.Contains(stdout.String(), "telemetry-simulator") {
 			t.Errorf("%s printed %q", arg, stdout.String())
+		}
+		if arg == "--help" {
+			for _, want := range []string{"--ports", "/csv/metrics", "num_shards"} {
+				if !strings.Contains(stdout.String(), want) {
+					t.Errorf("--help does not mention %s", want)
+				}
+			}
 		}
 	}
 }
@@ -177,5 +187,65 @@ func waitForLog(t *testing.T, logs *syncBuffer, pattern string) string {
 			t.Fatalf("no log line matching %s:\n%s", pattern, logs.String())
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestServePorts runs the program with --ports and checks both data
+// endpoints' headers, a shard and a bad shard parameter.
+func TestServePorts(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- runContext(ctx, []string{
+			"--web.listen-address=127.0.0.1:0", "--switches=6", "--ports=4", "--interval=20ms", "--incident-rate=0",
+		}, io.Discard, logs)
+	}()
+	addr := waitForLog(t, logs, `address=(127\.0\.0\.1:\d+)`)
+	if !strings.Contains(logs.String(), "ports=4") {
+		t.Errorf("start-up line lacks ports=4:\n%s", logs.String())
+	}
+
+	client := &http.Client{Transport: &http.Transport{}}
+	defer client.CloseIdleConnections()
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := client.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	tests := []struct {
+		path       string
+		wantStatus int
+		wantPrefix string
+		wantLines  int // 0: do not check
+	}{
+		{"/counters", 200, simulator.PortHeader + "\n", 1 + 6*4},
+		{"/csv/metrics", 200, simulator.UFMHeader + "\n", 1 + 6*4},
+		{"/csv/metrics?num_shards=1&shard=0&sharding_field=port_guid", 200, simulator.UFMHeader + "\n", 1 + 6*4},
+		{"/csv/metrics?num_shards=3&shard=3", 400, "shard must be", 0},
+	}
+	for _, tc := range tests {
+		code, body := get(tc.path)
+		if code != tc.wantStatus || !strings.HasPrefix(body, tc.wantPrefix) {
+			t.Errorf("%s: %d %.80q, want %d and a body starting %.40q", tc.path, code, body, tc.wantStatus, tc.wantPrefix)
+		}
+		if n := strings.Count(body, "\n"); tc.wantLines > 0 && n != tc.wantLines {
+			t.Errorf("%s: %d lines, want %d", tc.path, n, tc.wantLines)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("exit code %d", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not stop after its context was cancelled")
 	}
 }
