@@ -1,7 +1,6 @@
 package restapi
 
 import (
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -99,9 +98,4 @@ func clip(s string) string {
 		return s[:limit] + "..."
 	}
 	return s
-}
-
-func isBadParam(err error) bool {
-	var e errBadParam
-	return errors.As(err, &e)
 }
