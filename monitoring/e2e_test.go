@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"time"
 
 	"github.com/fabrictelemetry/aggregator/schema"
+
+	"github.com/fabrictelemetry/aggregator/internal/testproc"
 )
 
 // TestQueriesAgainstAggregator runs the real binaries (a simulator ticking
@@ -94,10 +95,10 @@ func startStack(t *testing.T) string {
 			t.Fatalf("building %s: %v\n%s", cmd, err, out)
 		}
 	}
-	simAddr, aggAddr := freeAddr(t), freeAddr(t)
-	start(t, filepath.Join(dir, "telemetry-simulator"),
+	simAddr, aggAddr := testproc.FreeAddr(t), testproc.FreeAddr(t)
+	testproc.Start(t, filepath.Join(dir, "telemetry-simulator"),
 		"--web.listen-address="+simAddr, "--interval=1s", "--switches=5")
-	start(t, filepath.Join(dir, "telemetry-aggregator"),
+	testproc.Start(t, filepath.Join(dir, "telemetry-aggregator"),
 		"--web.listen-address="+aggAddr, "--source.url=http://"+simAddr+"/counters", "--source.interval=1s")
 
 	base := "http://" + aggAddr
@@ -115,35 +116,6 @@ func startStack(t *testing.T) string {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
-// start runs a binary until the test ends, and shows its output when the
-// test fails.
-func start(t *testing.T, bin string, args ...string) {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("%s output:\n%s", filepath.Base(bin), out.String())
-		}
-	})
 }
 
 // liveNames are the sample and family names of a /metrics page.

@@ -5,18 +5,16 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os/exec"
-	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fabrictelemetry/aggregator/simulator"
+
+	"github.com/fabrictelemetry/aggregator/internal/testproc"
 )
 
 // TestEndToEnd builds the real aggregator, points it at a simulator on a
@@ -74,36 +72,11 @@ func TestEndToEnd(t *testing.T) {
 // startAggregator builds the binary and runs it until the test ends.
 func startAggregator(t *testing.T, sourceURL string) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "telemetry-aggregator")
-	build := exec.Command("go", "build", "-o", bin, "github.com/fabrictelemetry/aggregator/cmd/telemetry-aggregator")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("building the aggregator: %v\n%s", err, out)
-	}
-	addr := freeAddr(t)
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "--web.listen-address="+addr, "--source.url="+sourceURL,
+	bin := testproc.Build(t, "github.com/fabrictelemetry/aggregator/cmd/telemetry-aggregator")
+	addr := testproc.FreeAddr(t)
+	testproc.Start(t, bin, "--web.listen-address="+addr, "--source.url="+sourceURL,
 		"--source.interval=50ms", "--source.timeout=1s", "--query.retention=10m")
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("aggregator logs:\n%s", logs.String())
-		}
-	})
 	return "http://" + addr
-}
-
-func freeAddr(t *testing.T) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // parseCSV reads a simulator body into switch_id -> column -> text.

@@ -18,67 +18,26 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+
+	"github.com/fabrictelemetry/aggregator/internal/testproc"
 )
 
 // deadline bounds every wait: generous for a loaded CI machine.
 const deadline = 30 * time.Second
-
-// syncBuffer collects a process's output for the failure log.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freeAddr returns a loopback address that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
 
 // startAggregator runs the binary on a free port with args and returns its
 // address. It is stopped with SIGTERM when the test ends; its log is shown
 // if the test failed.
 func startAggregator(t *testing.T, args ...string) string {
 	t.Helper()
-	addr := freeAddr(t)
-	cmd := exec.Command(binary, append([]string{"--web.listen-address=" + addr}, args...)...)
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("aggregator log:\n%s", out.String())
-		}
-	})
+	addr := testproc.FreeAddr(t)
+	testproc.Start(t, binary, append([]string{"--web.listen-address=" + addr}, args...)...)
 	return addr
 }
 
