@@ -328,11 +328,24 @@ func TestInstrument(t *testing.T) {
 # TYPE fabric_http_requests_total counter
 fabric_http_requests_total{code="200",handler="metrics",method="get"} 1
 `
-	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), "fabric_http_requests_total"); err != nil {
+	// The instrumentation counts a request after its handler returns, which
+	// can be after the client has read the whole body: poll with a deadline.
+	var (
+		err       error
+		durations int
+	)
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		err = testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), "fabric_http_requests_total")
+		durations, _ = testutil.GatherAndCount(e.Registry(), "fabric_http_request_duration_seconds")
+		if err == nil && durations == 1 {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := testutil.GatherAndCount(e.Registry(), "fabric_http_request_duration_seconds"); n != 1 {
-		t.Errorf("fabric_http_request_duration_seconds: %d series, want 1", n)
+	if durations != 1 {
+		t.Errorf("fabric_http_request_duration_seconds: %d series, want 1", durations)
 	}
 }
 
