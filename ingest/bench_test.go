@@ -106,7 +106,7 @@ func BenchmarkPollCycle(b *testing.B) {
 					b.Fatal(c.Err)
 				}
 			}
-			if got := len(store.Load().Switches()); got != n {
+			if got := store.Load().Switches(); got != n {
 				b.Fatalf("%d switches published, want %d", got, n)
 			}
 		})

@@ -14,6 +14,7 @@ import (
 
 // Cycle is the outcome of one poll.
 type Cycle struct {
+	Source   string // the Poller's Source
 	Start    time.Time
 	Fetch    time.Duration
 	Parse    time.Duration
@@ -27,6 +28,8 @@ type Cycle struct {
 // Poller runs one source's poll loop: never two polls at once, a slow poll
 // delays the next instead of overlapping it.
 type Poller struct {
+	// Source names the source in cycles and logs (the config file's name).
+	Source  string
 	Fetcher *Fetcher
 	Parser  *Parser
 	// Shards > 1 polls the source as that many UFM shards in parallel
@@ -66,7 +69,7 @@ func (p *Poller) Poll(ctx context.Context) Cycle {
 	if now == nil {
 		now = time.Now
 	}
-	c := Cycle{Start: now()}
+	c := Cycle{Source: p.Source, Start: now()}
 	c.Err = p.cycle(ctx, &c, now)
 	c.Total = now().Sub(c.Start)
 	if ctx.Err() != nil && c.Err != nil {

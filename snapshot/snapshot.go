@@ -287,3 +287,26 @@ func compareLabel(i int, a, b string) int {
 func FormatTime(t time.Time) string {
 	return t.UTC().Format("2006-01-02T15:04:05.000Z07:00")
 }
+
+// dropDuplicates removes rows whose labels equal the row before them (so
+// the rows must be sorted, and the first of equal rows stays) and returns
+// how many went.
+func (b *Builder) dropDuplicates() int {
+	nl, nc := len(b.labelNames), len(b.columns)
+	n := b.NumRows()
+	kept := 0
+	for row := range n {
+		labels := b.labels[row*nl : row*nl+nl]
+		if kept > 0 && compareLabels(b.labels[(kept-1)*nl:kept*nl], labels) == 0 {
+			continue
+		}
+		if kept != row {
+			copy(b.labels[kept*nl:], labels)
+			copy(b.bits[kept*nc:], b.bits[row*nc:row*nc+nc])
+			copy(b.kinds[kept*nc:], b.kinds[row*nc:row*nc+nc])
+		}
+		kept++
+	}
+	b.labels, b.bits, b.kinds = b.labels[:kept*nl], b.bits[:kept*nc], b.kinds[:kept*nc]
+	return n - kept
+}

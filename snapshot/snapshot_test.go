@@ -333,10 +333,11 @@ func TestStoreConcurrentReaders(t *testing.T) {
 		wg.Go(func() {
 			var last uint64
 			for !done.Load() {
-				s := store.Load()
-				if s == nil {
+				v := store.Load()
+				if v == nil {
 					continue
 				}
+				s := v.Single()
 				loads.Add(1)
 				g, _ := s.Value(0, 0).Uint64()
 				if g < last {
@@ -364,7 +365,7 @@ func TestStoreConcurrentReaders(t *testing.T) {
 	}
 	done.Store(true)
 	wg.Wait()
-	if v, _ := store.Load().Value(switches-1, columns-1).Uint64(); v != generations {
+	if v, _ := store.Load().Single().Value(switches-1, columns-1).Uint64(); v != generations {
 		t.Errorf("last published generation reads %d, want %d", v, generations)
 	}
 	if loads.Load() == 0 {
