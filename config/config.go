@@ -109,6 +109,16 @@ func Parse(data []byte, defaults Source) (*Config, error) {
 	return &cfg, nil
 }
 
+// Single is the configuration of one source given by flags alone, checked
+// like a file's.
+func Single(s Source) (*Config, error) {
+	s.fillDefaults(Source{})
+	if err := s.validate(); err != nil {
+		return nil, fmt.Errorf("source %q: %w", s.Name, err)
+	}
+	return &Config{Sources: []Source{s}}, nil
+}
+
 func (s *Source) fillDefaults(d Source) {
 	if s.Format == "" {
 		s.Format = d.Format

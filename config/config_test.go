@@ -98,3 +98,20 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestSingle(t *testing.T) {
+	good := Source{Name: "default", URL: "http://127.0.0.1:9001/counters", Format: FormatAuto,
+		Interval: model.Duration(time.Second), Timeout: model.Duration(time.Second), MaxBytes: 1 << 20}
+	cfg, err := Single(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Sources[0]; got.Shards != 1 || got.URL != good.URL {
+		t.Errorf("Single = %+v, want shards defaulted to 1 and the URL kept", got)
+	}
+	bad := good
+	bad.URL = "ftp://example/"
+	if _, err := Single(bad); err == nil || !strings.Contains(err.Error(), "not an http(s) URL") {
+		t.Errorf("Single(ftp URL) = %v, want the URL refused", err)
+	}
+}
