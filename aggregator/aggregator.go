@@ -1,6 +1,6 @@
-// Package aggregator assembles the telemetry aggregator: the source poller,
-// the snapshot store, and the HTTP endpoints that read it. cmd/ only parses
-// flags and calls into this package, so tests can build the same thing.
+// Package aggregator assembles the telemetry aggregator: one poller per
+// source, the snapshot store, and the HTTP endpoints that read it. cmd/ only
+// parses flags and calls into this package, so tests can build the same thing.
 package aggregator
 
 import (
@@ -10,10 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/gorilla/mux"
 
+	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/queryapi"
@@ -27,17 +29,23 @@ const demoIncidentRate = 0.002
 
 // Config is what the aggregator is told on start-up.
 type Config struct {
-	SourceURL      string
-	SourceInterval time.Duration
-	SourceTimeout  time.Duration
-	SourceMaxBytes int64
-	// MaxStaleness is how old the snapshot may get before /-/ready fails;
-	// zero means three poll intervals.
+	// Sources are polled each by its own poller; at least one. In demo
+	// mode the first one's URL is replaced by the in-process simulator's.
+	Sources []config.Source
+	// MaxStaleness is how old the freshest data may get before /-/ready
+	// fails; zero means three times the longest poll interval.
 	MaxStaleness time.Duration
 	// Demo runs a simulator in-process on a free loopback port and polls it.
 	Demo         bool
 	DemoSwitches int
-	Schema       *schema.Table
+	// DemoPorts > 0 makes the demo fabric per-port, served in UFM's layout.
+	DemoPorts int
+	// StoragePath, if set, is a directory where each source's last good
+	// snapshot is kept across restarts.
+	StoragePath string
+	// EnablePprof serves net/http/pprof under /debug/pprof/.
+	EnablePprof bool
+	Schema      *schema.Table
 	// Query configures the PromQL API (its Logger is set from Logger).
 	Query queryapi.Options
 	// Exporter configures /metrics (its Logger is set from Logger).
@@ -47,27 +55,26 @@ type Config struct {
 
 // Aggregator is the assembled service.
 type Aggregator struct {
-	cfg    Config
-	store  *snapshot.Store
-	poller *ingest.Poller
-	router *mux.Router
-	demo   *simulator.Simulator
-	// history keeps the accepted snapshots for PromQL.
-	history *queryapi.History
+	cfg     Config
+	store   *snapshot.Store
+	sources []*source
+	router  *mux.Router
+	demo    *simulator.Simulator
 	exp     *exporter.Exporter
-	// onPublish runs in the writer after each swap (history, caches).
-	onPublish []func(*snapshot.Snapshot)
+	// mu serialises the writers of several sources while they merge their
+	// parts into the next view. Readers never take it.
+	mu        sync.Mutex
+	merged    [2]*snapshot.Snapshot // the last switch-level and per-port merges
+	dropped   [2]int                // rows the merges dropped, logged when it changes
+	onPublish []func(*snapshot.View)
 	observers []func(ingest.Cycle)
 	now       func() time.Time
 }
 
 // New builds the aggregator; nothing runs until Run.
 func New(cfg Config) (*Aggregator, error) {
-	if cfg.SourceInterval <= 0 || cfg.SourceTimeout <= 0 || cfg.SourceMaxBytes <= 0 {
-		return nil, errors.New("source interval, timeout and max bytes must be positive")
-	}
-	if cfg.MaxStaleness <= 0 {
-		cfg.MaxStaleness = 3 * cfg.SourceInterval
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	if cfg.Schema == nil {
 		cfg.Schema = schema.Default()
@@ -75,29 +82,25 @@ func New(cfg Config) (*Aggregator, error) {
 	a := &Aggregator{cfg: cfg, store: &snapshot.Store{}, router: mux.NewRouter(), now: time.Now}
 	if cfg.Demo {
 		sim, err := simulator.New(simulator.Config{
-			Switches: cfg.DemoSwitches, Interval: cfg.SourceInterval, Seed: time.Now().UnixNano(),
-			IncidentRate: demoIncidentRate, Logger: cfg.Logger.With("component", "simulator"),
+			Switches: cfg.DemoSwitches, Ports: cfg.DemoPorts, Interval: time.Duration(cfg.Sources[0].Interval),
+			Seed: time.Now().UnixNano(), IncidentRate: demoIncidentRate, Logger: cfg.Logger.With("component", "simulator"),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("demo simulator: %w", err)
 		}
 		a.demo = sim
 	}
-	a.history = queryapi.NewHistory(cfg.Query.Retention)
-	a.OnPublish(a.history.Append)
-	a.poller = &ingest.Poller{
-		Fetcher:  &ingest.Fetcher{URL: cfg.SourceURL, MaxBytes: cfg.SourceMaxBytes, Client: newSourceClient()},
-		Parser:   ingest.NewParser(cfg.Schema),
-		Interval: cfg.SourceInterval,
-		Timeout:  cfg.SourceTimeout,
-		Publish:  a.publish,
-		Observe:  a.observe,
-		Logger:   cfg.Logger.With("component", "ingest"),
-	}
 	expOpts := cfg.Exporter
 	expOpts.Logger = cfg.Logger.With("component", "exporter")
 	a.exp = exporter.New(a.store, expOpts)
 	a.OnCycle(a.exp.Observe)
+	for _, sc := range cfg.Sources {
+		src, err := a.newSource(sc)
+		if err != nil {
+			return nil, err
+		}
+		a.sources = append(a.sources, src)
+	}
 	cfg.Schema.ReportNotes(func(note string) {
 		cfg.Logger.Warn("Metric name clash resolved", "component", "schema", "note", note)
 	})
@@ -105,25 +108,36 @@ func New(cfg Config) (*Aggregator, error) {
 	return a, nil
 }
 
-// Store is the snapshot store readers load from.
+func (cfg *Config) check() error {
+	if len(cfg.Sources) == 0 {
+		return errors.New("no source configured")
+	}
+	var longest time.Duration
+	for _, s := range cfg.Sources {
+		if s.Interval <= 0 || s.Timeout <= 0 || s.MaxBytes <= 0 {
+			return fmt.Errorf("source %q: interval, timeout and max bytes must be positive", s.Name)
+		}
+		longest = max(longest, time.Duration(s.Interval))
+	}
+	if cfg.MaxStaleness <= 0 {
+		cfg.MaxStaleness = 3 * longest
+	}
+	return nil
+}
+
+// Store is the store readers load from.
 func (a *Aggregator) Store() *snapshot.Store { return a.store }
 
 // Router is where the endpoints are mounted.
 func (a *Aggregator) Router() *mux.Router { return a.router }
 
-// OnPublish adds a step that runs in the writer after each accepted snapshot
-// is swapped in. Call before Run.
-func (a *Aggregator) OnPublish(f func(*snapshot.Snapshot)) { a.onPublish = append(a.onPublish, f) }
+// OnPublish adds a step that runs in a writer after each view is swapped
+// in. Call before Run.
+func (a *Aggregator) OnPublish(f func(*snapshot.View)) { a.onPublish = append(a.onPublish, f) }
 
-// OnCycle adds an observer of every poll, accepted or rejected. Call before Run.
+// OnCycle adds an observer of every poll of every source, accepted or
+// rejected. Call before Run.
 func (a *Aggregator) OnCycle(f func(ingest.Cycle)) { a.observers = append(a.observers, f) }
-
-func (a *Aggregator) publish(s *snapshot.Snapshot) {
-	a.store.Publish(s)
-	for _, f := range a.onPublish {
-		f(s)
-	}
-}
 
 func (a *Aggregator) observe(c ingest.Cycle) {
 	for _, f := range a.observers {
@@ -131,7 +145,7 @@ func (a *Aggregator) observe(c ingest.Cycle) {
 	}
 }
 
-// Run polls the source until ctx is done (and, in demo mode, runs the
+// Run polls every source until ctx is done (and, in demo mode, runs the
 // simulator it polls).
 func (a *Aggregator) Run(ctx context.Context) error {
 	if a.demo != nil {
@@ -140,10 +154,17 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			return err
 		}
 		defer stop()
-		a.poller.Fetcher.URL = url
+		a.sources[0].poller.Fetcher.URL = url
 	}
-	a.cfg.Logger.Info("Polling source", "url", a.poller.Fetcher.URL, "interval", a.cfg.SourceInterval, "timeout", a.cfg.SourceTimeout)
-	a.poller.Run(ctx)
+	a.restore()
+	var wg sync.WaitGroup
+	for _, src := range a.sources {
+		p := src.poller
+		a.cfg.Logger.Info("Polling source", "source", src.cfg.Name, "url", p.Fetcher.URL, "format", src.cfg.Format,
+			"shards", p.Shards, "interval", p.Interval, "timeout", p.Timeout)
+		wg.Go(func() { p.Run(ctx) })
+	}
+	wg.Wait()
 	return nil
 }
 
@@ -158,7 +179,11 @@ func (a *Aggregator) startDemo(ctx context.Context) (url string, stop func(), er
 	done := make(chan struct{}, 2)
 	go func() { _ = srv.Serve(l); done <- struct{}{} }()
 	go func() { _ = a.demo.Run(simCtx); done <- struct{}{} }()
-	url = "http://" + l.Addr().String() + "/counters"
+	path := "/counters"
+	if a.cfg.DemoPorts > 0 {
+		path = "/csv/metrics"
+	}
+	url = "http://" + l.Addr().String() + path
 	a.cfg.Logger.Info("Demo simulator started", "url", url)
 	return url, func() {
 		cancel()
@@ -171,9 +196,9 @@ func (a *Aggregator) startDemo(ctx context.Context) (url string, stop func(), er
 // newSourceClient returns the HTTP client for polling: its own transport so
 // connections to the source are kept alive between polls, and redirects
 // bounded.
-func newSourceClient() *http.Client {
+func newSourceClient(shards int) *http.Client {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 4
+	t.MaxIdleConnsPerHost = max(4, shards)
 	t.ResponseHeaderTimeout = 0 // the poll's context bounds the whole exchange
 	return &http.Client{
 		Transport: t,

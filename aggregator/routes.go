@@ -3,6 +3,8 @@ package aggregator
 import (
 	"fmt"
 	"net/http"
+	"net/http/pprof"
+	"time"
 
 	"github.com/gorilla/mux"
 
@@ -19,15 +21,38 @@ func (a *Aggregator) routes() {
 		w.Header().Set("Allow", "GET, HEAD")
 		restapi.WriteError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed on "+req.URL.Path)
 	})
-	restapi.New(a.store, a.cfg.SourceInterval, a.now).Register(r)
+	restapi.New(a.store, a.shortestInterval(), a.now).Register(r)
 	queryOpts := a.cfg.Query
 	queryOpts.Logger = a.cfg.Logger.With("component", "query")
-	queryapi.New(a.history, a.cfg.Schema, queryOpts).Register(r)
+	queryapi.New(a.histories()[0], a.cfg.Schema, queryOpts).Register(r)
 	r.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "Healthy.")
 	}).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/-/ready", a.ready).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/metrics", a.exp.Handler()).Methods(http.MethodGet, http.MethodHead)
+	if a.cfg.EnablePprof {
+		// Read-only profiles; off by default since a CPU profile costs
+		// the process while it runs.
+		a.pprofRoutes()
+	}
+}
+
+// shortestInterval is how long a client is told to wait before the first
+// snapshot exists.
+func (a *Aggregator) shortestInterval() time.Duration {
+	shortest := time.Duration(a.sources[0].cfg.Interval)
+	for _, src := range a.sources {
+		shortest = min(shortest, time.Duration(src.cfg.Interval))
+	}
+	return shortest
+}
+
+func (a *Aggregator) histories() []*queryapi.History {
+	hs := make([]*queryapi.History, len(a.sources))
+	for i, src := range a.sources {
+		hs[i] = src.history
+	}
+	return hs
 }
 
 // instrumentRoutes wraps every route registered so far, and the not-found
@@ -67,4 +92,16 @@ func writeText(w http.ResponseWriter, code int, msg string) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	fmt.Fprintln(w, msg)
+}
+
+// pprofRoutes mounts the runtime profiles (CPU, heap, goroutines, ...) on
+// the router itself, not on http.DefaultServeMux, so they share the
+// server's TLS and basic auth.
+func (a *Aggregator) pprofRoutes() {
+	r := a.router
+	r.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline).Methods(http.MethodGet)
+	r.HandleFunc("/debug/pprof/profile", pprof.Profile).Methods(http.MethodGet)
+	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol).Methods(http.MethodGet)
+	r.HandleFunc("/debug/pprof/trace", pprof.Trace).Methods(http.MethodGet)
+	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index).Methods(http.MethodGet)
 }

@@ -10,12 +10,14 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/fabrictelemetry/aggregator/aggregator"
+	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
@@ -26,16 +28,25 @@ const name = "telemetry-aggregator"
 func main() { os.Exit(run(os.Args[1:])) }
 
 func run(args []string) int {
-	app := kingpin.New(name, "Polls a fabric telemetry source (CSV over HTTP) and serves its latest snapshot: REST (/telemetry/GetMetric, /telemetry/ListMetrics), Prometheus metrics (/metrics) and a Prometheus-compatible query API (/api/v1/).")
+	app := kingpin.New(name, "Polls fabric telemetry sources (switch-matrix or UFM Telemetry CSV over HTTP) and serves their latest snapshot: REST (/telemetry/GetMetric, /telemetry/ListMetrics), Prometheus metrics (/metrics) and a Prometheus-compatible query API (/api/v1/).")
 	webFlags := kingpinflag.AddFlags(app, ":8080")
-	var cfg aggregator.Config
-	app.Flag("source.url", "URL of the telemetry source's CSV matrix.").Default("http://127.0.0.1:9001/counters").StringVar(&cfg.SourceURL)
-	app.Flag("source.interval", "How often to poll the source.").Default("10s").DurationVar(&cfg.SourceInterval)
-	app.Flag("source.timeout", "Time limit of one poll, body included.").Default("5s").DurationVar(&cfg.SourceTimeout)
+	var (
+		cfg    aggregator.Config
+		source = config.Source{Name: "default"}
+	)
+	configFile := app.Flag("config.file", "YAML file listing the sources to poll (name, url, format, interval, timeout, max_bytes, shards, labels); settings a source leaves out come from the --source.* flags. Without it, the --source.* flags describe the one source, named \"default\". See docs/configuration.md.").String()
+	app.Flag("source.url", "URL of the telemetry source's CSV.").Default("http://127.0.0.1:9001/counters").StringVar(&source.URL)
+	app.Flag("source.format", "CSV layout of the source: matrix (switch_id[,port],timestamp,...), ufm (UFM Telemetry) or auto (told from the header).").Default("auto").EnumVar(&source.Format, config.FormatAuto, config.FormatMatrix, config.FormatUFM)
+	app.Flag("source.shards", "Poll the source as this many UFM shards in parallel (?num_shards=N&shard=i) and merge them.").Default("1").IntVar(&source.Shards)
+	interval := app.Flag("source.interval", "How often to poll the source.").Default("10s").Duration()
+	timeout := app.Flag("source.timeout", "Time limit of one poll, body included.").Default("5s").Duration()
 	maxBytes := app.Flag("source.max-bytes", "Largest source body accepted, counted after decompression.").Default("256MiB").Bytes()
-	app.Flag("source.max-staleness", "Snapshot age after which /-/ready fails (0: three poll intervals). Stale data is still served, with its age.").Default("0s").DurationVar(&cfg.MaxStaleness)
-	app.Flag("demo", "Run a simulated fabric in-process on a free loopback port and poll it instead of --source.url.").BoolVar(&cfg.Demo)
+	app.Flag("source.max-staleness", "Age of the freshest data after which /-/ready fails (0: three times the longest poll interval). Stale data is still served, with its age.").Default("0s").DurationVar(&cfg.MaxStaleness)
+	app.Flag("storage.path", "Directory where each source's last good snapshot is kept, written atomically after every accepted poll and served again at start-up with its original time. Empty: nothing is kept.").StringVar(&cfg.StoragePath)
+	app.Flag("demo", "Run a simulated fabric in-process on a free loopback port and poll it instead of --source.url or --config.file.").BoolVar(&cfg.Demo)
 	app.Flag("demo.switches", "Switches in the --demo fabric.").Default("50").IntVar(&cfg.DemoSwitches)
+	app.Flag("demo.ports", "Ports per switch in the --demo fabric; > 0 serves per-port counters in UFM's layout.").Default("0").IntVar(&cfg.DemoPorts)
+	app.Flag("web.enable-pprof", "Serve Go runtime profiles (CPU, heap, goroutines) under /debug/pprof/.").BoolVar(&cfg.EnablePprof)
 	schemaFile := app.Flag("metrics.schema-file", "CSV file (column,metric,type,scale,help) that adds or overrides metric names of source columns; see docs/metrics.md.").String()
 	exporterOpts := exporter.AddFlags(app)
 	queryOpts := queryapi.AddFlags(app)
@@ -48,7 +59,7 @@ func run(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		return 2
 	}
-	cfg.SourceMaxBytes = int64(*maxBytes)
+	source.Interval, source.Timeout, source.MaxBytes = model.Duration(*interval), model.Duration(*timeout), config.Bytes(*maxBytes)
 	cfg.Query = *queryOpts
 	cfg.Logger = promslog.New(logConfig)
 	cfg.Logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
@@ -59,6 +70,13 @@ func run(args []string) int {
 			return 2
 		}
 	}
+
+	sources, err := loadSources(*configFile, source, cfg.Demo)
+	if err != nil {
+		cfg.Logger.Error("Invalid source configuration", "err", err)
+		return 2
+	}
+	cfg.Sources = sources.Sources
 
 	agg, err := aggregator.New(cfg)
 	if err != nil {
@@ -73,4 +91,15 @@ func run(args []string) int {
 	}
 	cfg.Logger.Info("Stopped")
 	return 0
+}
+
+// loadSources reads --config.file, or makes the one source of the flags.
+func loadSources(file string, flags config.Source, demo bool) (*config.Config, error) {
+	if file != "" && !demo {
+		return config.Load(file, flags)
+	}
+	if demo {
+		flags.URL = "http://127.0.0.1/" // replaced by the in-process simulator's
+	}
+	return config.Single(flags)
 }
