@@ -1,0 +1,289 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/common/model"
+
+	"github.com/fabrictelemetry/aggregator/config"
+	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/schema"
+	"github.com/fabrictelemetry/aggregator/simulator"
+	"github.com/fabrictelemetry/aggregator/snapshot"
+)
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// fakeSource is a simulator served on loopback whose time the test controls.
+type fakeSource struct {
+	sim  *simulator.Simulator
+	url  string
+	ufm  bool
+	tick time.Time
+}
+
+func newFakeSource(t *testing.T, switches, ports int, seed uint64) *fakeSource {
+	t.Helper()
+	sim, err := simulator.New(simulator.Config{Switches: switches, Ports: ports, Seed: int64(seed)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	f := &fakeSource{sim: sim, url: srv.URL + "/counters", ufm: ports > 0, tick: t0}
+	if f.ufm {
+		f.url = srv.URL + "/csv/metrics"
+	}
+	f.advance()
+	return f
+}
+
+// advance moves the source's fabric on by a second.
+func (f *fakeSource) advance() {
+	f.tick = f.tick.Add(time.Second)
+	f.sim.Tick(f.tick)
+}
+
+// expected parses what the source serves now, as the aggregator must see it.
+func (f *fakeSource) expected(t *testing.T) *snapshot.Snapshot {
+	t.Helper()
+	body, format := f.sim.Body(), ingest.FormatMatrix
+	if f.ufm {
+		body, format = f.sim.UFMBody(), ingest.FormatUFM
+	}
+	s, err := ingest.NewFormatParser(schema.Default(), format).Parse(body, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func sourceConfig(name, url string, labels map[string]string) config.Source {
+	return config.Source{
+		Name: name, URL: url, Format: config.FormatAuto, Shards: 1, Labels: labels,
+		Interval: model.Duration(20 * time.Millisecond), Timeout: model.Duration(2 * time.Second), MaxBytes: 64 << 20,
+	}
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// start runs an aggregator until the test ends.
+func start(t *testing.T, cfg Config) *Aggregator {
+	t.Helper()
+	cfg.Logger = testLogger(t)
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { _ = a.Run(ctx) })
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return a
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() error) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if err = cond(); err == nil {
+			return
+		}
+	}
+	t.Fatalf("%s: %v", what, err)
+}
+
+// containsSource checks that every row and value of want is in the view's
+// part of the same kind, under want's labels plus the source's extra labels.
+func containsSource(v *snapshot.View, want *snapshot.Snapshot, extra map[string]string) error {
+	if v == nil {
+		return fmt.Errorf("no view yet")
+	}
+	var part *snapshot.Snapshot
+	for _, p := range v.Parts() {
+		if snapshot.Subsystem(p.LabelNames()) == snapshot.Subsystem(want.LabelNames()) {
+			part = p
+		}
+	}
+	if part == nil {
+		return fmt.Errorf("view has no %s part", snapshot.Subsystem(want.LabelNames()))
+	}
+	for row := range want.NumRows() {
+		labels := map[string]string{}
+		for i, name := range want.LabelNames() {
+			labels[name] = want.RowLabels(row)[i]
+		}
+		for name, value := range extra {
+			labels[name] = value
+		}
+		got := findRow(part, labels)
+		if got < 0 {
+			return fmt.Errorf("row %v missing", labels)
+		}
+		for col, name := range want.Columns() {
+			c, ok := part.Column(name)
+			if !ok {
+				return fmt.Errorf("column %s missing", name)
+			}
+			if w, g := want.Value(row, col), part.Value(got, c); string(w.AppendText(nil)) != string(g.AppendText(nil)) || w.Present() != g.Present() {
+				return fmt.Errorf("row %v column %s: have %s, want %s", labels, name, g.AppendText(nil), w.AppendText(nil))
+			}
+		}
+	}
+	return nil
+}
+
+func findRow(s *snapshot.Snapshot, labels map[string]string) int {
+	start, end, ok := s.SwitchRows(labels[snapshot.SwitchLabel])
+	if !ok {
+		return -1
+	}
+	for row := start; row < end; row++ {
+		match := true
+		for i, name := range s.LabelNames() {
+			if s.RowLabels(row)[i] != labels[name] {
+				match = false
+				break
+			}
+		}
+		if match {
+			return row
+		}
+	}
+	return -1
+}
+
+// TestSourcesFailIndependently runs three sources: two per-port fabrics
+// with the same switch names told apart by a fabric label, and a switch
+// matrix. When one fails, the others keep updating and the failed one's
+// last good part stays served, all in one view.
+func TestSourcesFailIndependently(t *testing.T) {
+	east := newFakeSource(t, 4, 3, 1)
+	west := newFakeSource(t, 4, 3, 2)
+	core := newFakeSource(t, 3, 0, 3)
+	eastLabels, westLabels := map[string]string{"fabric": "east"}, map[string]string{"fabric": "west"}
+	a := start(t, Config{Sources: []config.Source{
+		sourceConfig("east", east.url, eastLabels),
+		sourceConfig("west", west.url, westLabels),
+		sourceConfig("core", core.url, nil),
+	}})
+
+	all := func() error {
+		v := a.Store().Load()
+		return errorsJoin(containsSource(v, east.expected(t), eastLabels),
+			containsSource(v, west.expected(t), westLabels), containsSource(v, core.expected(t), nil))
+	}
+	eventually(t, "every source served", all)
+	if parts := a.Store().Load().Parts(); len(parts) != 2 || !slices.Equal(parts[1].LabelNames(), []string{"switch_id", "port", "node_guid", "fabric"}) {
+		t.Fatalf("view parts %d, per-port labels %v; want a switch part and a per-port part with the fabric label", len(parts), parts[len(parts)-1].LabelNames())
+	}
+
+	westBefore := west.expected(t)
+	west.sim.SetMode(simulator.ModeError500)
+	west.advance()
+	east.advance()
+	core.advance()
+	eventually(t, "east and core updated while west fails", func() error {
+		v := a.Store().Load()
+		return errorsJoin(containsSource(v, east.expected(t), eastLabels), containsSource(v, core.expected(t), nil))
+	})
+	if err := containsSource(a.Store().Load(), westBefore, westLabels); err != nil {
+		t.Errorf("west's last good part is not served while it fails: %v", err)
+	}
+
+	west.sim.SetMode(simulator.ModeOK)
+	eventually(t, "west recovers", all)
+}
+
+func errorsJoin(errs ...error) error {
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestStorageSurvivesRestart: a second aggregator whose source is down
+// serves the first one's last snapshot, with its original time, and a
+// corrupt state file is reported and ignored.
+func TestStorageSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	src := newFakeSource(t, 5, 0, 7)
+	cfg := Config{Sources: []config.Source{sourceConfig("default", src.url, nil)}, StoragePath: dir}
+	func() {
+		first, err := New(withLogger(t, cfg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan struct{})
+		go func() { _ = first.Run(ctx); close(done) }()
+		want := src.expected(t)
+		eventually(t, "first aggregator polled", func() error { return containsSource(first.Store().Load(), want, nil) })
+		eventually(t, "state file written", func() error { _, err := os.Stat(filepath.Join(dir, "default.snapshot")); return err })
+		cancel()
+		<-done
+	}()
+
+	down := cfg
+	down.Sources = []config.Source{sourceConfig("default", "http://127.0.0.1:1/counters", nil)}
+	restarted := start(t, down)
+	want := src.expected(t)
+	eventually(t, "restored snapshot served", func() error { return containsSource(restarted.Store().Load(), want, nil) })
+	if got := restarted.Store().Load().Time(); !got.Equal(want.Time()) {
+		t.Errorf("restored snapshot has time %v, want the source's %v", got, want.Time())
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "default.snapshot"), []byte("FABRICSNAP\x01garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	corrupt := down
+	corrupt.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	a, err := New(corrupt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.restore()
+	if a.Store().Load() != nil {
+		t.Error("a corrupt state file was served")
+	}
+	if !strings.Contains(logs.String(), "Ignoring unreadable state file") {
+		t.Errorf("corrupt state file not reported; logs:\n%s", logs.String())
+	}
+}
+
+func withLogger(t *testing.T, cfg Config) Config {
+	cfg.Logger = testLogger(t)
+	return cfg
+}
+
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
