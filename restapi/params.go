@@ -1,36 +1,28 @@
 package restapi
 
 import (
-	"fmt"
 	"net/url"
 	"strings"
 )
 
-// errBadParam is a client error in the query string: 400.
-type errBadParam struct{ msg string }
-
-func (e errBadParam) Error() string { return e.msg }
-
-func badParam(format string, args ...any) error {
-	return errBadParam{msg: fmt.Sprintf(format, args...)}
-}
-
-// singleParams reads parameters that must appear exactly once, without
+// singleParams reads parameters that may appear at most once, without
 // allocating when nothing is escaped (the common case). It checks the whole
 // query string, so a badly encoded pair anywhere is refused: a server that
 // silently drops what it cannot decode answers a question nobody asked.
-// names and values are index for index; missing and empty values are errors.
-func singleParams(rawQuery string, names []string, values []string) error {
+// names and values are index for index; the first required names must be
+// given, the rest are optional; empty values are errors. Other parameters
+// are ignored, as the seed did.
+func singleParams(rawQuery string, names []string, required int, values []string) error {
 	if err := scanQuery(rawQuery, func(key, value string) error {
 		for i, n := range names {
 			if key != n {
 				continue
 			}
 			if values[i] != "" {
-				return badParam("parameter %q given more than once", n)
+				return badRequest("parameter %q given more than once", n)
 			}
 			if value == "" {
-				return badParam("parameter %q is empty", n)
+				return badRequest("parameter %q is empty", n)
 			}
 			values[i] = value
 		}
@@ -38,9 +30,9 @@ func singleParams(rawQuery string, names []string, values []string) error {
 	}); err != nil {
 		return err
 	}
-	for i, n := range names {
+	for i, n := range names[:required] {
 		if values[i] == "" {
-			return badParam("missing parameter %q", n)
+			return badRequest("missing parameter %q", n)
 		}
 	}
 	return nil
@@ -54,7 +46,7 @@ func multiParams(rawQuery string, names ...string) (map[string][]string, error) 
 		for _, n := range names {
 			if key == n {
 				if value == "" {
-					return badParam("parameter %q is empty", n)
+					return badRequest("parameter %q is empty", n)
 				}
 				out[n] = append(out[n], value)
 			}
@@ -73,16 +65,16 @@ func scanQuery(rawQuery string, visit func(key, value string) error) error {
 			continue
 		}
 		if strings.Contains(pair, ";") {
-			return badParam("invalid semicolon separator in query")
+			return badRequest("invalid semicolon separator in query")
 		}
 		rawKey, rawValue, _ := strings.Cut(pair, "=")
 		key, err := url.QueryUnescape(rawKey)
 		if err != nil {
-			return badParam("badly encoded parameter name %q", clip(rawKey))
+			return badRequest("badly encoded parameter name %q", clip(rawKey))
 		}
 		value, err := url.QueryUnescape(rawValue)
 		if err != nil {
-			return badParam("badly encoded value of parameter %q", clip(key))
+			return badRequest("badly encoded value of parameter %q", clip(key))
 		}
 		if err := visit(key, value); err != nil {
 			return err
