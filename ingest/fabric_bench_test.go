@@ -1,0 +1,166 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fabrictelemetry/aggregator/schema"
+	"github.com/fabrictelemetry/aggregator/simulator"
+	"github.com/fabrictelemetry/aggregator/snapshot"
+)
+
+// The per-port fabric: 2,000 switches × 64 ports = 128,000 rows in
+// UFM Telemetry's layout. With -short (make bench-short) a tiny fabric keeps
+// the benchmarks running in CI without their cost.
+const (
+	fabricSwitches = 2000
+	fabricPorts    = 64
+)
+
+// fabricBody is the simulator's /csv/metrics body for the fabric, rendered
+// once per test binary.
+var fabricBody = sync.OnceValues(func() ([]byte, error) {
+	switches, ports := fabricSwitches, fabricPorts
+	if testing.Short() {
+		switches, ports = 20, 4
+	}
+	sim, err := simulator.New(simulator.Config{Switches: switches, Ports: ports, Seed: 1})
+	if err != nil {
+		return nil, err
+	}
+	sim.Tick(time.Date(2026, 11, 25, 19, 30, 0, 0, time.UTC))
+	return sim.UFMBody(), nil
+})
+
+func fabric(b *testing.B) (body []byte, rows int) {
+	b.Helper()
+	body, err := fabricBody()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return body, bytes.Count(body, []byte{'\n'}) - 1
+}
+
+// BenchmarkFabricParse is the parser on the fabric's UFM body: validation,
+// GUIDs, empty cells, quoted descriptions and the snapshot build included.
+// Its baseline is BenchmarkFabricParseBaselineEncodingCSV.
+func BenchmarkFabricParse(b *testing.B) {
+	body, rows := fabric(b)
+	p := NewParser(schema.Default())
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	var snap *snapshot.Snapshot
+	for b.Loop() {
+		var err error
+		if snap, err = p.Parse(body, pollTime); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if snap.NumRows() != rows {
+		b.Fatalf("%d rows, want %d", snap.NumRows(), rows)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(rows), "ns/row")
+}
+
+// BenchmarkFabricParseBaselineEncodingCSV reads the same body with
+// encoding/csv and strconv.ParseFloat on every counter cell (the seven
+// identity columns are kept as the strings encoding/csv returns, empty
+// cells skipped), nothing else kept.
+func BenchmarkFabricParseBaselineEncodingCSV(b *testing.B) {
+	body, rows := fabric(b)
+	const identity = 7 // timestamp … node_description
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := csv.NewReader(bytes.NewReader(body))
+		if _, err := r.Read(); err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for {
+			rec, err := r.Read()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			n++
+			for _, f := range rec[identity:] {
+				if f == "" {
+					continue
+				}
+				if _, err := strconv.ParseFloat(f, 64); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if n != rows {
+			b.Fatalf("%d rows, want %d", n, rows)
+		}
+	}
+}
+
+// fabricSource serves the fabric body over loopback as the simulator's
+// /csv/metrics would, and returns a fetcher for it (keep-alive).
+func fabricSource(b *testing.B) (body []byte, rows int, f *Fetcher) {
+	b.Helper()
+	body, rows = fabric(b)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/csv")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		_, _ = w.Write(body)
+	}))
+	client := srv.Client()
+	b.Cleanup(func() { client.CloseIdleConnections(); srv.Close() })
+	return body, rows, &Fetcher{URL: srv.URL, MaxBytes: 1 << 30, Client: client}
+}
+
+// BenchmarkFabricPollCycle is one ingestion cycle of the fabric as the
+// poller runs it: fetch over loopback, parse and validate, build, swap.
+// Its baseline is BenchmarkFabricFetchOnly.
+func BenchmarkFabricPollCycle(b *testing.B) {
+	body, rows, f := fabricSource(b)
+	store := &snapshot.Store{}
+	p := &Poller{
+		Fetcher: f, Parser: NewParser(schema.Default()), Interval: time.Hour, Timeout: time.Minute,
+		Publish: store.Publish, Logger: slog.New(slog.DiscardHandler),
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		c := p.Poll(context.Background())
+		if c.Err != nil {
+			b.Fatal(c.Err)
+		}
+		if c.Snapshot.NumRows() != rows {
+			b.Fatalf("%d rows published, want %d", c.Snapshot.NumRows(), rows)
+		}
+	}
+}
+
+// BenchmarkFabricFetchOnly is the same fetch of the same body, then only
+// its lines counted.
+func BenchmarkFabricFetchOnly(b *testing.B) {
+	body, rows, f := fabricSource(b)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := f.Fetch(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if lines := bytes.Count(got, []byte{'\n'}); lines != rows+1 {
+			b.Fatalf("%d lines, want %d", lines, rows+1)
+		}
+	}
+}
