@@ -70,20 +70,23 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 	return snap, nil
 }
 
-// remember keeps this snapshot's switch ids for the next parse, and the
-// snapshot itself so that an unchanged set of rows shares its index.
+// remember keeps this snapshot's label values (switch ids, ports, GUIDs)
+// for the next parse, so a steady fabric's rows cost no string allocation,
+// and the snapshot itself so that an unchanged set of rows shares its index.
 func (p *Parser) remember(snap *snapshot.Snapshot) {
 	sameRows := snap.SameRows(p.prev)
 	p.prev = snap
 	if sameRows {
 		return
 	}
-	if len(p.intern) > 2*len(snap.Switches())+1024 {
-		clear(p.intern) // a fabric that shrank: do not hold old ids forever
+	// Built anew, so a fabric that shrank does not hold old ids forever.
+	intern := make(map[string]string, len(p.intern))
+	for row := range snap.NumRows() {
+		for _, v := range snap.RowLabels(row) {
+			intern[v] = v
+		}
 	}
-	for _, id := range snap.Switches() {
-		p.intern[id] = id
-	}
+	p.intern = intern
 }
 
 // rowScratch holds one row while it is checked, reused across rows. Fields
@@ -111,8 +114,17 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 			sc.labels[0] = "" // set by node_description, if any
 		}
 		if bytes.IndexByte(line, '"') >= 0 {
-			// Quoted fields may hold commas and newlines: let encoding/csv
-			// read this one record from here.
+			// A line whose quoted fields are plain ("SW-05 MQM9790/U1,
+			// rack 3") is split in place; anything else (an escaped quote,
+			// a newline inside quotes, a stray quote) goes to encoding/csv,
+			// which reads this one record from here.
+			line = bytes.TrimSuffix(line, []byte{'\r'})
+			if sc.splitQuotedLine(line) {
+				if fields = len(sc.bounds) / 2; fields == len(lay.roles) {
+					ts, err = p.parseRow(lay, line, &sc)
+				}
+				goto row
+			}
 			var n int
 			if line, n, err = sc.readQuoted(body); err != nil {
 				return 0, errorf(ReasonParse, "line %d: %w", lineNo, err)
@@ -129,6 +141,7 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 			}
 			ts, fields, err = p.scanRow(lay, line, &sc)
 		}
+	row:
 		body = rest
 		if fields != len(lay.roles) {
 			if !complete && fields < len(lay.roles) {
@@ -265,6 +278,47 @@ func (sc *rowScratch) readQuoted(body []byte) (line []byte, n int, err error) {
 		sc.joined = append(sc.joined, f...)
 	}
 	return sc.joined, int(r.InputOffset()), nil
+}
+
+// splitQuotedLine puts the bounds of line's fields in sc.bounds, without
+// copying, if every quoted field is plain: a quote, no quote inside, a
+// quote, then a comma or the end of the line. It reports false for any
+// other line, which encoding/csv then reads (and judges).
+func (sc *rowScratch) splitQuotedLine(line []byte) bool {
+	sc.bounds = sc.bounds[:0]
+	pos := 0
+	for {
+		var start, end int
+		if pos < len(line) && line[pos] == '"' {
+			closing := bytes.IndexByte(line[pos+1:], '"')
+			if closing < 0 {
+				return false // the field goes on past the line
+			}
+			start, end = pos+1, pos+1+closing
+			pos = end + 1
+			if pos < len(line) && line[pos] != ',' {
+				return false // an escaped quote, or text after the quote
+			}
+		} else {
+			start, end = pos, len(line)
+			if i := bytes.IndexByte(line[pos:], ','); i >= 0 {
+				end = pos + i
+			}
+			if bytes.IndexByte(line[start:end], '"') >= 0 {
+				return false // a quote inside an unquoted field
+			}
+			pos = end
+		}
+		sc.bounds = append(sc.bounds, start, end)
+		if pos >= len(line) {
+			return true
+		}
+		pos++ // the comma
+		if pos == len(line) {
+			sc.bounds = append(sc.bounds, pos, pos) // a trailing comma: one more, empty field
+			return true
+		}
+	}
 }
 
 // parseRow reads a row whose fields are in sc.bounds (a quoted record).
@@ -436,9 +490,12 @@ func splitLine(line []byte) ([]string, error) {
 }
 
 func hasControl(b []byte) bool {
-	for _, c := range b {
-		if c < 0x20 && c != '\t' || c == 0x7f {
+	for i, c := range b {
+		switch {
+		case c < 0x20 || c == 0x7f:
 			return true
+		case c == 0xc2 && i+1 < len(b) && b[i+1] >= 0x80 && b[i+1] <= 0x9f:
+			return true // U+0080 to U+009F, the C1 controls, in valid UTF-8
 		}
 	}
 	return false

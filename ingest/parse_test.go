@@ -64,6 +64,8 @@ func TestParseRejects(t *testing.T) {
 		{"duplicate switch", header + "SW-01,1764099000000,1,40\nSW-01,1764099000000,2,41\n", ReasonParse},
 		{"empty switch id", header + ",1764099000000,1,40\n", ReasonParse},
 		{"control character in id", header + "SW\x01,1764099000000,1,40\n", ReasonParse},
+		{"tab in id", header + "SW\t01,1764099000000,1,40\n", ReasonParse},
+		{"C1 control in id", header + "SW\u008501,1764099000000,1,40\n", ReasonParse},
 		{"invalid UTF-8 in id", header + "SW-\xff,1764099000000,1,40\n", ReasonParse},
 		{"bad timestamp", header + "SW-01,yesterday,1,40\n", ReasonParse},
 		{"negative timestamp", header + "SW-01,-5,1,40\n", ReasonParse},
@@ -206,6 +208,9 @@ func FuzzParseMatchesEncodingCSV(f *testing.F) {
 	f.Add([]byte("switch_id,timestamp,Rx_Bytes\nSW-01,1764099000000,5\n"))
 	f.Add([]byte("switch_id,Rx_Bytes,Power_W\n\"SW,1\",\"7\",1.5\r\nSW-2,,NaN\n"))
 	f.Add([]byte("Rx_Bytes,switch_id\n18446744073709551615,a\n-3,b"))
+	// Quoted fields: plain ones are split in place, the rest go to encoding/csv.
+	f.Add([]byte("switch_id,Rx_Bytes,Tx_Bytes\n\"SW-1 x,y\",1,\n\"a\"\"b\",2,3\n\"c\nd\",4,5\r\n\"e\"f,6,7\n"))
+	f.Add([]byte("switch_id,Rx_Bytes\nx\"y,1\n\"z\",\"\"\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		snap, err := NewFormatParser(schema.Default(), FormatMatrix).Parse(body, pollTime)
 		if err != nil {
