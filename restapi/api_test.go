@@ -124,6 +124,10 @@ func TestBadParameters(t *testing.T) {
 		{"semicolon", "switch_id=SW-01;metric_name=Power_W", []string{"semicolon"}, true},
 		{"semicolon in another pair", "switch_id=SW-01&metric_name=Power_W&a=1;b=2", []string{"semicolon"}, true},
 		{"long bad value", "switch_id=" + long + "%zz&metric_name=Power_W", []string{"switch_id"}, true},
+		{"empty port", "switch_id=SW-01&metric_name=Power_W&port=", []string{"port", "empty"}, true},
+		{"repeated port", "port=1&switch_id=SW-01&metric_name=Power_W&port=2", []string{"port", "more than once"}, false},
+		{"bad percent in port", "switch_id=SW-01&metric_name=Power_W&port=%zz", []string{"port"}, true},
+		{"missing with port", "switch_id=SW-01&port=1", []string{"metric_name"}, false},
 	}
 	for _, ready := range []bool{true, false} {
 		name := "before first snapshot"
@@ -339,10 +343,10 @@ func TestOddInput(t *testing.T) {
 		"SW-01\n", "SW-01\x00", strings.Repeat("é", 70), strings.Repeat("🦀", 40) + "\xff",
 		strings.Repeat("a", 1<<20), strings.Repeat("%41", 1000),
 	}
-	h := newRouter(fixtureSnapshot(t), time.Second)
+	h := viewRouter(fullView(t), time.Second)
 	for i, s := range odd {
-		for _, param := range []string{"switch_id", "metric_name"} {
-			other := map[string]string{"switch_id": "SW-01", "metric_name": "Power_W"}
+		for _, param := range []string{"switch_id", "metric_name", "port"} {
+			other := map[string]string{"switch_id": "SW-01", "metric_name": "PortXmitDataExtended", "port": "1"}
 			q := url.Values{}
 			for k, v := range other {
 				q.Set(k, v)
@@ -378,8 +382,10 @@ func TestOddInput(t *testing.T) {
 	}
 }
 
-// FuzzGetMetric feeds arbitrary query strings to both endpoints: never a
-// 5xx, always valid JSON.
+// FuzzGetMetric feeds arbitrary query strings to both endpoints over a view
+// with switch-level and per-port data: never a 5xx, always valid JSON, and
+// a 200 only with the parameters a valid question needs. More seeds, with
+// port, are in testdata/fuzz/FuzzGetMetric.
 func FuzzGetMetric(f *testing.F) {
 	for _, s := range []string{
 		"switch_id=SW-01&metric_name=Power_W", "switch_id=%zz", "a;b", "switch_id=\xff&metric_name=%00",
@@ -387,7 +393,7 @@ func FuzzGetMetric(f *testing.F) {
 	} {
 		f.Add(s)
 	}
-	h := newRouter(fixtureSnapshot(f), time.Second)
+	h := viewRouter(fullView(f), time.Second)
 	f.Fuzz(func(t *testing.T, rawQuery string) {
 		for _, path := range []string{"/telemetry/GetMetric", "/telemetry/ListMetrics"} {
 			w := httptest.NewRecorder()
@@ -397,6 +403,44 @@ func FuzzGetMetric(f *testing.F) {
 			if w.Code >= 500 || !json.Valid(w.Body.Bytes()) {
 				t.Fatalf("%s?%q: status %d, body %q", path, rawQuery, w.Code, w.Body)
 			}
+			if w.Code == http.StatusOK && path == "/telemetry/GetMetric" {
+				checkFuzzedAnswer(t, rawQuery, w.Body.Bytes())
+			}
 		}
 	})
+}
+
+// checkFuzzedAnswer checks a 200 of GetMetric: it echoes the switch and
+// metric asked for, and holds one value (with the port, when one was
+// given and it matched one row) or a list.
+func checkFuzzedAnswer(t *testing.T, rawQuery string, body []byte) {
+	t.Helper()
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		t.Fatalf("%q answered 200 though it does not parse: %v", rawQuery, err)
+	}
+	var a map[string]json.RawMessage
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatal(err)
+	}
+	str := func(key string) string {
+		var s string
+		_ = json.Unmarshal(a[key], &s)
+		return s
+	}
+	if str("switch_id") != q.Get("switch_id") || str("metric_name") != q.Get("metric_name") {
+		t.Fatalf("%q answered %s", rawQuery, body)
+	}
+	_, value := a["value"]
+	_, port := a["port"]
+	_, ports := a["ports"]
+	_, rows := a["rows"]
+	switch {
+	case port && (str("port") != q.Get("port") || !value):
+		t.Fatalf("%q answered %s", rawQuery, body)
+	case q.Get("port") != "" && !port && !ports:
+		t.Fatalf("%q answered neither the port nor a ports list: %s", rawQuery, body)
+	case !value && !ports && !rows:
+		t.Fatalf("%q answered no value and no list: %s", rawQuery, body)
+	}
 }

@@ -100,11 +100,19 @@ func fixtureCell(id, metric string) cell {
 }
 
 // newRouter serves the API as the aggregator does, on a gorilla/mux router,
-// over a store holding snap (nil: before the first snapshot).
+// over a store holding snap alone (nil: before the first snapshot).
 func newRouter(snap *snapshot.Snapshot, retryAfter time.Duration) http.Handler {
+	if snap == nil {
+		return viewRouter(nil, retryAfter)
+	}
+	return viewRouter(snapshot.NewView(snap), retryAfter)
+}
+
+// viewRouter is newRouter over a store holding view.
+func viewRouter(view *snapshot.View, retryAfter time.Duration) http.Handler {
 	store := &snapshot.Store{}
-	if snap != nil {
-		store.Publish(snap)
+	if view != nil {
+		store.PublishView(view)
 	}
 	r := mux.NewRouter()
 	New(store, retryAfter, func() time.Time { return clockAt }).Register(r)

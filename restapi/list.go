@@ -57,7 +57,9 @@ type partSelection struct {
 // selectList resolves the filters against the view: all switches and
 // columns when a filter is absent, an error when a value is unknown in
 // every part. A port filter selects per-port rows only: switch-level
-// parts drop out, and so do switches without a row of those ports.
+// parts drop out. A switch asked for by name is always in the answer;
+// without switch_id, the answer has the switches that have rows in the
+// parts shown (with a port filter, a row of those ports).
 func selectList(view *snapshot.View, switchIDs, metrics, ports []string) (*listSelection, error) {
 	sel := &listSelection{}
 	var portSet map[string]bool
@@ -162,7 +164,8 @@ func selectSwitches(view *snapshot.View, parts []partSelection, switchIDs []stri
 }
 
 // keepPorts leaves out the switches that have no row of the asked ports,
-// and fails when an asked port matches no row at all.
+// unless they were asked for by name, and fails when an asked port matches
+// no row of the switches.
 func (sel *listSelection) keepPorts(ports, switchIDs []string) error {
 	found := make(map[string]bool, len(ports))
 	kept := make([]string, 0, len(sel.switches))
@@ -176,7 +179,7 @@ func (sel *listSelection) keepPorts(ports, switchIDs []string) error {
 				}
 			}
 		}
-		if has {
+		if has || len(switchIDs) > 0 {
 			kept = append(kept, id)
 		}
 	}
