@@ -15,10 +15,10 @@ import (
 // fixtureTime is the source time of the fixture snapshots.
 var fixtureTime = time.Unix(1700000000, 500_000_000)
 
-// publish builds a snapshot from rows (label values, then one value per
-// column; nil cells are absent), names its columns with the default table
-// and publishes it in a new store.
-func publish(t testing.TB, store *snapshot.Store, labelNames, columns []string, rows [][]any) *snapshot.Snapshot {
+// build builds a snapshot from rows (label values, then one value per
+// column; nil cells are absent) and names its columns with the default
+// table, as switch-level or per-port metrics by its labels.
+func build(t testing.TB, labelNames, columns []string, rows [][]any) *snapshot.Snapshot {
 	t.Helper()
 	b := snapshot.NewBuilder(labelNames, columns, len(rows))
 	for _, r := range rows {
@@ -41,11 +41,18 @@ func publish(t testing.TB, store *snapshot.Store, labelNames, columns []string, 
 			}
 		}
 	}
-	metrics, _ := schema.Default().Resolve(schema.SwitchSubsystem, columns)
+	metrics, _ := schema.Default().Resolve(snapshot.Subsystem(labelNames), columns)
 	snap, err := b.Build(fixtureTime, metrics)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return snap
+}
+
+// publish builds a snapshot and publishes it alone in store.
+func publish(t testing.TB, store *snapshot.Store, labelNames, columns []string, rows [][]any) *snapshot.Snapshot {
+	t.Helper()
+	snap := build(t, labelNames, columns, rows)
 	store.Publish(snap)
 	return snap
 }
@@ -67,13 +74,13 @@ func smallFixture(t testing.TB) *snapshot.Store {
 // The expected exposition is written out by hand from the issue's table and
 // the schema's help texts, not produced by the code under test.
 const smallFixtureExposition = `
-# HELP fabric_snapshot_series Data series (present values) in the snapshot served on this endpoint, cached from the last successful poll.
+# HELP fabric_snapshot_series Data series (present values) in the snapshot parts served on this endpoint, all parts together, cached from the last successful polls.
 # TYPE fabric_snapshot_series gauge
 fabric_snapshot_series 10
-# HELP fabric_snapshot_switches Switches in the snapshot served on this endpoint, cached from the last successful poll.
+# HELP fabric_snapshot_switches Distinct switches in the snapshot parts served on this endpoint (switch-level and per-port), cached from the last successful polls.
 # TYPE fabric_snapshot_switches gauge
 fabric_snapshot_switches 2
-# HELP fabric_snapshot_timestamp_seconds Source time of the snapshot served on this endpoint, in seconds since the epoch (newest row timestamp, or the poll time if the source gives none).
+# HELP fabric_snapshot_timestamp_seconds Source time of the newest snapshot part served on this endpoint, in seconds since the epoch (its newest row timestamp, or its poll time if the source gives none).
 # TYPE fabric_snapshot_timestamp_seconds gauge
 fabric_snapshot_timestamp_seconds 1.7000000005e+09
 # HELP fabric_switch_bandwidth_utilization_ratio Bandwidth utilization, 0 to 1 (source column Bandwidth_Util_Pct, percent). Cached from the last successful poll of the source.

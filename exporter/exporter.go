@@ -1,12 +1,24 @@
-// Package exporter serves the aggregator's snapshots to Prometheus: every
-// value of the current snapshot as a metric on /metrics, next to the
-// aggregator's own metrics (ingestion, HTTP, Go runtime, process, build).
+// Package exporter serves the aggregator's view to Prometheus: every value
+// of every snapshot part of the current view (the switch-level part and the
+// per-port part) as a metric on /metrics, next to the aggregator's own
+// metrics (ingestion per source, HTTP, Go runtime, process, build).
 //
-// The data part of /metrics is rendered from the immutable snapshot once per
-// format and served as bytes to every scrape (see BENCHMARKS.md for why), the
-// way kube-state-metrics serves millions of series. Collector is the same data
-// as a prometheus.Collector; a test holds the two equal. The self-metrics live
-// in their own registry and are gathered per scrape: they are small.
+// The data part of /metrics is rendered from each immutable snapshot part
+// once per format and served as bytes to every scrape (see BENCHMARKS.md for
+// why), the way kube-state-metrics serves millions of series; a part that
+// the next view keeps is not rendered again. The view-level gauges
+// (fabric_snapshot_*) are exported once per view: the newest part's time,
+// the distinct switches of all parts, the series of all parts. Collector is
+// the same data as a prometheus.Collector; tests hold the two equal.
+//
+// The self-metrics live in their own registry and are gathered per scrape:
+// they are small. Those of ingestion carry the label source, the name of
+// the poller's source (ingest.Cycle.Source). Call AddSource for every
+// configured source before polling starts, so that each source's series
+// exist, at zero, from start-up: fabric_source_up is 0 until its first
+// successful poll and every failure reason can be increase()d from zero. A
+// cycle of a source not added is recorded all the same, and the source is
+// added then.
 package exporter
 
 import (
@@ -52,7 +64,7 @@ func AddFlags(app *kingpin.Application) *Options {
 	return o
 }
 
-// Exporter serves a snapshot store on /metrics and records the aggregator's
+// Exporter serves a store's views on /metrics and records the aggregator's
 // own metrics.
 type Exporter struct {
 	self     *prometheus.Registry
@@ -63,8 +75,8 @@ type Exporter struct {
 	logger   *slog.Logger
 }
 
-// New returns an exporter of store's snapshots.
-func New(store *snapshot.Store, opts Options) *Exporter {
+// New returns an exporter of store's views.
+func New(store snapshot.Loader, opts Options) *Exporter {
 	e := &Exporter{
 		self:    prometheus.NewRegistry(),
 		timeout: opts.Timeout,
@@ -77,7 +89,7 @@ func New(store *snapshot.Store, opts Options) *Exporter {
 		e.inflight = make(chan struct{}, opts.MaxRequestsInFlight)
 	}
 	e.metrics = newSelfMetrics(e.self)
-	e.cache = expositionCache{store: store, onRender: e.logSkipped}
+	e.cache = expositionCache{store: store, onRender: e.logSkipped, onDropped: e.logDropped}
 	return e
 }
 
@@ -85,7 +97,15 @@ func New(store *snapshot.Store, opts Options) *Exporter {
 // aggregator to add theirs; it is served on /metrics too.
 func (e *Exporter) Registry() *prometheus.Registry { return e.self }
 
-// Observe records one ingestion cycle; it is the poller's Observe hook.
+// AddSource creates the ingestion self-metrics of a source, at zero and
+// with fabric_source_up 0, so that they exist before its first poll. Call it
+// for every configured source before polling starts; calling it again for
+// the same name does nothing.
+func (e *Exporter) AddSource(name string) { e.metrics.addSource(name) }
+
+// Observe records one ingestion cycle under its source's name (adding the
+// source if AddSource was not called for it); it is the pollers' Observe
+// hook and may be called from several pollers at once.
 func (e *Exporter) Observe(c ingest.Cycle) { e.metrics.observe(c) }
 
 // Instrument counts and times the requests of h as handlerName in
@@ -145,31 +165,42 @@ func (e *Exporter) serveMetrics(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if acceptsGzip(r.Header) {
 		w.Header().Set("Content-Encoding", "gzip")
-		part := gzipPart{prefix: gzipHeader}
-		if x != nil {
-			part = x.gzipped(enc)
-		}
-		err = writeGzip(w, part, tail.Bytes())
+		err = writeGzip(w, x, enc, tail.Bytes())
 	} else {
-		var data []byte
+		size := tail.Len()
 		if x != nil {
-			data = x.body(enc)
+			size += x.size(enc)
 		}
-		w.Header().Set("Content-Length", strconv.Itoa(len(data)+tail.Len()))
-		err = writeAll(w, data, tail.Bytes())
+		w.Header().Set("Content-Length", strconv.Itoa(size))
+		if x != nil {
+			err = x.writeBody(w, enc)
+		}
+		if err == nil {
+			_, err = w.Write(tail.Bytes())
+		}
 	}
 	if err != nil {
 		e.logger.Debug("Writing /metrics response failed", "err", err, "remote", r.RemoteAddr)
 	}
 }
 
-func writeAll(w io.Writer, parts ...[]byte) error {
-	for _, p := range parts {
-		if _, err := w.Write(p); err != nil {
+// writeGzip writes one gzip stream: the data part of x (nil for none),
+// compressed once per segment, then tail, compressed now.
+func writeGzip(w io.Writer, x *exposition, enc encoding, tail []byte) error {
+	if _, err := w.Write(gzipHeader); err != nil {
+		return err
+	}
+	var (
+		crc  uint32
+		size int
+	)
+	if x != nil {
+		var err error
+		if crc, size, err = x.writeDeflated(w, enc); err != nil {
 			return err
 		}
 	}
-	return nil
+	return writeGzipTail(w, crc, size, tail)
 }
 
 // writeSelf encodes the self-metrics. Errors are logged and skipped: a bad
@@ -184,6 +215,13 @@ func (e *Exporter) writeSelf(w io.Writer, format expfmt.Format) {
 		if err := enc.Encode(mf); err != nil {
 			e.logger.Error("Encoding a self-metric failed", "metric", mf.GetName(), "err", err)
 		}
+	}
+}
+
+func (e *Exporter) logDropped(names []string) {
+	if len(names) > 0 {
+		e.logger.Warn("Metric families of the per-port part left out of /metrics: the switch-level part exports the same names (schema file?)",
+			"metrics", strings.Join(names, ","))
 	}
 }
 

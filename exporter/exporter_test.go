@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -25,9 +26,10 @@ const (
 	acceptProtoFirst = "application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.9,text/plain;version=0.0.4;q=0.3"
 )
 
-func newServer(t *testing.T, store *snapshot.Store) (*Exporter, *httptest.Server) {
+func newServer(t *testing.T, store snapshot.Loader) (*Exporter, *httptest.Server) {
 	t.Helper()
 	e := New(store, Options{})
+	e.AddSource("default") // as the aggregator does for each source
 	srv := httptest.NewServer(e.Instrument("metrics", e.Handler()))
 	t.Cleanup(srv.Close)
 	return e, srv
@@ -76,30 +78,40 @@ func scrape(t *testing.T, url, accept, acceptEncoding string) response {
 	return response{header: resp.Header, body: body}
 }
 
-// dataFamilies is the part of an exposition that comes from the snapshot.
+// servedData is the part of an exposition that comes from the view.
 // Other families are dropped before parsing: in OpenMetrics the Go
 // collector's go_memstats_alloc_bytes gauge and go_memstats_alloc_bytes_total
 // counter share a family name, which expfmt's strict decoder rejects.
-func dataFamilies(t *testing.T, body []byte, format expfmt.Format) string {
+func servedData(t *testing.T, body []byte, format expfmt.Format) string {
 	t.Helper()
 	var kept []byte
 	for line := range bytes.Lines(body) {
 		name := bytes.TrimPrefix(bytes.TrimPrefix(line, []byte("# HELP ")), []byte("# TYPE "))
-		if bytes.HasPrefix(name, []byte("fabric_switch_")) || bytes.HasPrefix(name, []byte("fabric_snapshot_")) ||
-			bytes.Equal(line, []byte("# EOF\n")) {
+		if isData(string(name)) || bytes.Equal(line, []byte("# EOF\n")) {
 			kept = append(kept, line...)
 		}
 	}
 	fams := decode(t, kept, format)
 	for name := range fams {
-		if !strings.HasPrefix(name, "fabric_switch_") && !strings.HasPrefix(name, "fabric_snapshot_") {
+		if !isData(name) {
 			delete(fams, name)
 		}
 	}
 	return canonical(t, fams)
 }
 
-func collectorFamilies(t *testing.T, store *snapshot.Store) string {
+// isData tells the view's families (data and view-level gauges) from the
+// self-metrics.
+func isData(name string) bool {
+	for _, prefix := range []string{"fabric_switch_", "fabric_port_", "fabric_snapshot_"} {
+		if strings.HasPrefix(name, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
+func collectorFamilies(t *testing.T, store snapshot.Loader) string {
 	return canonical(t, gatherMap(t, newPedantic(t, NewCollector(store))))
 }
 
@@ -135,7 +147,7 @@ func TestHandlerFormats(t *testing.T) {
 						t.Errorf("OpenMetrics counter family not named without _total")
 					}
 				}
-				if got, want := dataFamilies(t, r.body, format), collectorFamilies(t, store); got != want {
+				if got, want := servedData(t, r.body, format), collectorFamilies(t, store); got != want {
 					t.Fatalf("served data differs from the collector's\n--- served\n%s\n--- collector\n%s", got, want)
 				}
 				if !bytes.Contains(r.body, []byte("fabric_ingest_failures_total")) {
@@ -155,7 +167,7 @@ func TestHandlerRefreshesOnNewSnapshot(t *testing.T) {
 	publish(t, store, []string{"switch_id"}, []string{"Power_W"}, [][]any{{"sw-new", 99.0}})
 	for _, enc := range []string{"identity", "gzip"} {
 		r := scrape(t, srv.URL, "", enc)
-		if got, want := dataFamilies(t, r.body, expfmt.FmtText), collectorFamilies(t, store); got != want {
+		if got, want := servedData(t, r.body, expfmt.FmtText), collectorFamilies(t, store); got != want {
 			t.Fatalf("%s: served data is not the new snapshot's\n--- served\n%s\n--- collector\n%s", enc, got, want)
 		}
 	}
@@ -165,7 +177,7 @@ func TestHandlerBeforeFirstSnapshot(t *testing.T) {
 	_, srv := newServer(t, &snapshot.Store{})
 	for _, enc := range []string{"identity", "gzip"} {
 		r := scrape(t, srv.URL, "", enc)
-		if got := dataFamilies(t, r.body, expfmt.FmtText); got != "" {
+		if got := servedData(t, r.body, expfmt.FmtText); got != "" {
 			t.Errorf("%s: data before the first snapshot:\n%s", enc, got)
 		}
 		fams := decode(t, r.body, expfmt.FmtText)
@@ -227,96 +239,125 @@ func TestHandlerMaxRequestsInFlight(t *testing.T) {
 	}
 }
 
+// selfMetricNames are the per-source self-metrics the tests compare.
+var selfMetricNames = []string{"fabric_ingest_failures_total", "fabric_ingest_total", "fabric_source_up", "fabric_ingest_last_success_timestamp_seconds"}
+
+const selfMetricsHelp = `
+# HELP fabric_ingest_failures_total Rejected ingestion cycles by source and reason; a rejected poll keeps the source's last good snapshot.
+# TYPE fabric_ingest_failures_total counter
+# HELP fabric_ingest_total Ingestion cycles by source and result.
+# TYPE fabric_ingest_total counter
+# HELP fabric_source_up 1 if the last poll of the source succeeded, 0 if it failed or none has succeeded yet. Data series are cached from the last successful poll either way.
+# TYPE fabric_source_up gauge
+# HELP fabric_ingest_last_success_timestamp_seconds When the last successful ingestion cycle of the source ended, in seconds since the epoch; 0 before the first.
+# TYPE fabric_ingest_last_success_timestamp_seconds gauge
+`
+
+// sourceSeries writes the expected per-source series of one source: the
+// failures by reason (all others 0), cycles by result, up and the last
+// success.
+func sourceSeries(source string, failures map[string]int, success, failure int, up int, lastSuccess string) string {
+	var b strings.Builder
+	for _, r := range ingest.Reasons {
+		fmt.Fprintf(&b, "fabric_ingest_failures_total{reason=%q,source=%q} %d\n", r, source, failures[string(r)])
+	}
+	fmt.Fprintf(&b, "fabric_ingest_total{result=\"failure\",source=%q} %d\n", source, failure)
+	fmt.Fprintf(&b, "fabric_ingest_total{result=\"success\",source=%q} %d\n", source, success)
+	fmt.Fprintf(&b, "fabric_source_up{source=%q} %d\n", source, up)
+	fmt.Fprintf(&b, "fabric_ingest_last_success_timestamp_seconds{source=%q} %s\n", source, lastSuccess)
+	return b.String()
+}
+
+// TestSelfMetricsFromStart: AddSource creates every series of a source at
+// zero before its first poll, once however often it is called.
 func TestSelfMetricsFromStart(t *testing.T) {
 	e := New(&snapshot.Store{}, Options{})
-	const want = `
-# HELP fabric_ingest_failures_total Rejected ingestion cycles by reason; a rejected poll keeps the last good snapshot.
-# TYPE fabric_ingest_failures_total counter
-fabric_ingest_failures_total{reason="connection"} 0
-fabric_ingest_failures_total{reason="empty"} 0
-fabric_ingest_failures_total{reason="http_status"} 0
-fabric_ingest_failures_total{reason="parse"} 0
-fabric_ingest_failures_total{reason="schema"} 0
-fabric_ingest_failures_total{reason="timeout"} 0
-fabric_ingest_failures_total{reason="too_large"} 0
-fabric_ingest_failures_total{reason="truncated"} 0
-# HELP fabric_ingest_total Ingestion cycles by result.
-# TYPE fabric_ingest_total counter
-fabric_ingest_total{result="failure"} 0
-fabric_ingest_total{result="success"} 0
-# HELP fabric_source_up 1 if the last poll of the source succeeded, 0 if it failed or none has succeeded yet. Data series are cached from the last successful poll either way.
-# TYPE fabric_source_up gauge
-fabric_source_up 0
-# HELP fabric_ingest_last_success_timestamp_seconds When the last successful ingestion cycle ended, in seconds since the epoch; 0 before the first.
-# TYPE fabric_ingest_last_success_timestamp_seconds gauge
-fabric_ingest_last_success_timestamp_seconds 0
-`
-	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want),
-		"fabric_ingest_failures_total", "fabric_ingest_total", "fabric_source_up", "fabric_ingest_last_success_timestamp_seconds"); err != nil {
+	if n, err := testutil.GatherAndCount(e.Registry(), selfMetricNames...); err != nil || n != 0 {
+		t.Errorf("%d per-source series (err %v) before any source was added, want 0", n, err)
+	}
+	e.AddSource("east")
+	e.AddSource("west")
+	e.AddSource("east")
+	want := selfMetricsHelp + sourceSeries("east", nil, 0, 0, 0, "0") + sourceSeries("west", nil, 0, 0, 0, "0")
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), selfMetricNames...); err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{
-		"fabric_aggregator_build_info", "go_goroutines", "process_cpu_seconds_total",
-		"fabric_ingest_duration_seconds", "fabric_ingest_phase_duration_seconds",
+	for name, want := range map[string]int{
+		"fabric_aggregator_build_info": 1, "go_goroutines": 1, "process_cpu_seconds_total": 1,
+		"fabric_ingest_duration_seconds": 2, "fabric_ingest_phase_duration_seconds": 6,
 	} {
-		if n, err := testutil.GatherAndCount(e.Registry(), name); err != nil || n == 0 {
-			t.Errorf("%s: %d series (err %v), want some", name, n, err)
+		if n, err := testutil.GatherAndCount(e.Registry(), name); err != nil || n != want {
+			t.Errorf("%s: %d series (err %v), want %d", name, n, err, want)
 		}
 	}
 }
 
-func TestObserve(t *testing.T) {
+// TestSelfMetricsPerSource: two sources, one fails; each has its own
+// failures, cycles, up gauge, last success and phase durations, and the
+// failing one does not take the other's up gauge down.
+func TestSelfMetricsPerSource(t *testing.T) {
 	e := New(&snapshot.Store{}, Options{})
+	e.AddSource("east")
+	e.AddSource("west")
 	start := time.Unix(1700000000, 0)
-	e.Observe(ingest.Cycle{Start: start, Fetch: time.Second, Parse: time.Second, Swap: time.Millisecond, Total: 2 * time.Second})
-	e.Observe(ingest.Cycle{Start: start.Add(time.Minute), Fetch: time.Second, Total: time.Second,
-		Err: &ingest.Error{Reason: ingest.ReasonHTTPStatus, Err: errors.New("HTTP status 500")}})
-	const want = `
-# HELP fabric_ingest_failures_total Rejected ingestion cycles by reason; a rejected poll keeps the last good snapshot.
-# TYPE fabric_ingest_failures_total counter
-fabric_ingest_failures_total{reason="connection"} 0
-fabric_ingest_failures_total{reason="empty"} 0
-fabric_ingest_failures_total{reason="http_status"} 1
-fabric_ingest_failures_total{reason="parse"} 0
-fabric_ingest_failures_total{reason="schema"} 0
-fabric_ingest_failures_total{reason="timeout"} 0
-fabric_ingest_failures_total{reason="too_large"} 0
-fabric_ingest_failures_total{reason="truncated"} 0
-# HELP fabric_ingest_total Ingestion cycles by result.
-# TYPE fabric_ingest_total counter
-fabric_ingest_total{result="failure"} 1
-fabric_ingest_total{result="success"} 1
-# HELP fabric_source_up 1 if the last poll of the source succeeded, 0 if it failed or none has succeeded yet. Data series are cached from the last successful poll either way.
-# TYPE fabric_source_up gauge
-fabric_source_up 0
-# HELP fabric_ingest_last_success_timestamp_seconds When the last successful ingestion cycle ended, in seconds since the epoch; 0 before the first.
-# TYPE fabric_ingest_last_success_timestamp_seconds gauge
-fabric_ingest_last_success_timestamp_seconds 1.700000002e+09
-`
-	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want),
-		"fabric_ingest_failures_total", "fabric_ingest_total", "fabric_source_up", "fabric_ingest_last_success_timestamp_seconds"); err != nil {
+	ok := func(source string, at time.Duration) ingest.Cycle {
+		return ingest.Cycle{Source: source, Start: start.Add(at), Fetch: time.Second, Parse: time.Second, Swap: time.Millisecond, Total: 2 * time.Second}
+	}
+	failed := func(source string, at time.Duration, reason ingest.Reason) ingest.Cycle {
+		return ingest.Cycle{Source: source, Start: start.Add(at), Fetch: time.Second, Total: time.Second,
+			Err: &ingest.Error{Reason: reason, Err: errors.New("failed")}}
+	}
+	e.Observe(ok("east", 0))
+	e.Observe(ok("west", 0))
+	e.Observe(failed("west", time.Minute, ingest.ReasonHTTPStatus))
+	e.Observe(ok("east", time.Minute))
+	e.Observe(failed("west", 2*time.Minute, ingest.ReasonTimeout))
+	// A source nobody added is added by its first cycle, with every reason.
+	e.Observe(failed("north", 0, ingest.ReasonConnection))
+
+	want := selfMetricsHelp +
+		sourceSeries("east", nil, 2, 0, 1, "1.700000062e+09") +
+		sourceSeries("north", map[string]int{"connection": 1}, 0, 1, 0, "0") +
+		sourceSeries("west", map[string]int{"http_status": 1, "timeout": 1}, 1, 2, 0, "1.700000002e+09")
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), selfMetricNames...); err != nil {
 		t.Fatal(err)
 	}
-	// Phases: the failed cycle stopped after its fetch.
-	for phase, want := range map[string]uint64{"fetch": 2, "parse": 1, "swap": 1} {
-		if got := histogramCount(t, e, phase); got != want {
-			t.Errorf("phase %s observed %d times, want %d", phase, got, want)
+	// Phases: a failed cycle stops after its fetch.
+	for _, tc := range []struct {
+		source string
+		counts map[string]uint64
+	}{
+		{"east", map[string]uint64{"fetch": 2, "parse": 2, "swap": 2}},
+		{"west", map[string]uint64{"fetch": 3, "parse": 1, "swap": 1}},
+		{"north", map[string]uint64{"fetch": 1, "parse": 0, "swap": 0}},
+	} {
+		for phase, want := range tc.counts {
+			if got := histogramCount(t, e, tc.source, phase); got != want {
+				t.Errorf("%s: phase %s observed %d times, want %d", tc.source, phase, got, want)
+			}
 		}
 	}
-	e.Observe(ingest.Cycle{Start: start.Add(2 * time.Minute), Total: time.Second})
-	if got := testutil.ToFloat64(e.metrics.up); got != 1 {
-		t.Errorf("fabric_source_up = %g after a success, want 1", got)
+	// West recovers; east is unaffected either way.
+	e.Observe(ok("west", 3*time.Minute))
+	for source, want := range map[string]float64{"east": 1, "west": 1, "north": 0} {
+		if got := testutil.ToFloat64(e.metrics.up.WithLabelValues(source)); got != want {
+			t.Errorf("fabric_source_up{source=%q} = %g, want %g", source, got, want)
+		}
 	}
 }
 
-func histogramCount(t *testing.T, e *Exporter, phase string) uint64 {
+func histogramCount(t *testing.T, e *Exporter, source, phase string) uint64 {
 	t.Helper()
 	for _, m := range gatherMap(t, e.Registry())["fabric_ingest_phase_duration_seconds"].GetMetric() {
-		if m.GetLabel()[0].GetValue() == phase {
+		labels := map[string]string{}
+		for _, lp := range m.GetLabel() {
+			labels[lp.GetName()] = lp.GetValue()
+		}
+		if labels["source"] == source && labels["phase"] == phase {
 			return m.GetHistogram().GetSampleCount()
 		}
 	}
-	t.Fatalf("no phase %s", phase)
+	t.Fatalf("no phase %s of source %s", phase, source)
 	return 0
 }
 
@@ -351,6 +392,7 @@ fabric_http_requests_total{code="200",handler="metrics",method="get"} 1
 
 func TestSelfMetricsLint(t *testing.T) {
 	e := New(&snapshot.Store{}, Options{})
+	e.AddSource("default")
 	problems, err := testutil.GatherAndLint(e.Registry())
 	if err != nil {
 		t.Fatal(err)

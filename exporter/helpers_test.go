@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
 type dtoFamily = dto.MetricFamily
@@ -94,4 +96,24 @@ func gatherMap(t testing.TB, g prometheus.Gatherer) map[string]*dto.MetricFamily
 		out[mf.GetName()] = mf
 	}
 	return out
+}
+
+// renderView renders the data part of /metrics for the store's current view
+// as the handler serves it, and counts the series the rendering skipped.
+func renderView(t testing.TB, store snapshot.Loader, openMetrics bool) (body []byte, skipped int) {
+	t.Helper()
+	c := &expositionCache{store: store, onRender: func(_ bool, n int) { skipped += n }}
+	x := c.get()
+	if x == nil {
+		return nil, 0
+	}
+	enc := encText
+	if openMetrics {
+		enc = encOpenMetrics
+	}
+	var b bytes.Buffer
+	if err := x.writeBody(&b, enc); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes(), skipped
 }

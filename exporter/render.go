@@ -11,18 +11,21 @@ import (
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
-// The renderer writes a snapshot in the Prometheus text format (0.0.4) or
+// The renderer writes families in the Prometheus text format (0.0.4) or
 // OpenMetrics 1.0 exactly as prometheus/common/expfmt writes the same
 // families gathered from the Collector: same label order (sorted by name),
-// same escaping, same float formatting. It does so from the columns directly,
-// without building a dto.MetricFamily per series, which is what makes it
-// tens of times cheaper than Gather at a million series.
+// same escaping, same float formatting, empty label values left out. It does
+// so from a snapshot's columns directly, without building a dto.MetricFamily
+// per series, which is what makes it tens of times cheaper than Gather at a
+// million series.
 
 // rowLabels holds every row's rendered label set, `{port="1",switch_id="a"}`,
-// built once per snapshot and shared by all columns.
+// built once per set of rows and shared by all columns, and by every later
+// snapshot with the same rows (snapshot.Snapshot.SameRows).
 type rowLabels struct {
 	text []byte
-	off  []int // row's labels are text[off[row]:off[row+1]]; empty for a row that cannot be exported
+	off  []int  // row's labels are text[off[row]:off[row+1]]; empty for a row without labels
+	skip []bool // rows that cannot be exported; nil when every row can
 }
 
 func renderRowLabels(snap *snapshot.Snapshot) *rowLabels {
@@ -38,23 +41,30 @@ func renderRowLabels(snap *snapshot.Snapshot) *rowLabels {
 	for row := range n {
 		values := snap.RowLabels(row)
 		start := len(rl.text)
-		rl.text = append(rl.text, '{')
-		for i, li := range order {
-			if !utf8.ValidString(values[li]) {
-				// client_golang rejects the row too: skip it, keep the rest.
-				rl.text = rl.text[:start]
-				break
+		if !slices.ContainsFunc(values, func(v string) bool { return !utf8.ValidString(v) }) {
+			for _, li := range order {
+				if values[li] == "" {
+					continue // a label the row's source does not have: absent, as Prometheus reads it
+				}
+				if len(rl.text) == start {
+					rl.text = append(rl.text, '{')
+				} else {
+					rl.text = append(rl.text, ',')
+				}
+				rl.text = append(rl.text, names[li]...)
+				rl.text = append(rl.text, '=', '"')
+				rl.text = appendEscaped(rl.text, values[li], true)
+				rl.text = append(rl.text, '"')
 			}
-			if i > 0 {
-				rl.text = append(rl.text, ',')
+			if len(rl.text) > start {
+				rl.text = append(rl.text, '}')
 			}
-			rl.text = append(rl.text, names[li]...)
-			rl.text = append(rl.text, '=', '"')
-			rl.text = appendEscaped(rl.text, values[li], true)
-			rl.text = append(rl.text, '"')
-		}
-		if len(rl.text) > start {
-			rl.text = append(rl.text, '}')
+		} else {
+			// client_golang rejects the row too: skip it, keep the rest.
+			if rl.skip == nil {
+				rl.skip = make([]bool, n)
+			}
+			rl.skip[row] = true
 		}
 		rl.off = append(rl.off, len(rl.text))
 	}
@@ -63,23 +73,25 @@ func renderRowLabels(snap *snapshot.Snapshot) *rowLabels {
 
 // get returns the rendered labels of a row, ok false if it is not exported.
 func (rl *rowLabels) get(row int) (labels []byte, ok bool) {
-	labels = rl.text[rl.off[row]:rl.off[row+1]]
-	return labels, len(labels) > 0
+	return rl.text[rl.off[row]:rl.off[row+1]], rl.skip == nil || !rl.skip[row]
 }
 
-// renderSnapshot renders every family of snap. skipped counts the series
+// renderFamilies renders fams: data families of snap, whose rows' labels
+// are rl, or view-level gauges (snap and rl nil). skipped counts the series
 // left out because their labels are not valid UTF-8.
-func renderSnapshot(snap *snapshot.Snapshot, openMetrics bool) (out []byte, skipped int) {
-	rl := renderRowLabels(snap)
-	fams := families(snap)
-	// About name + labels + value per series; one growth at most.
-	avgName := 0
-	for _, f := range fams {
-		avgName += len(f.name)
+func renderFamilies(snap *snapshot.Snapshot, rl *rowLabels, fams []family, openMetrics bool) (out []byte, skipped int) {
+	size := len(fams) * 256
+	if snap != nil {
+		// About name + labels + value per series; one growth at most.
+		avgName := 0
+		for _, f := range fams {
+			avgName += len(f.name)
+		}
+		avgName /= max(len(fams), 1)
+		series := snap.Series()
+		size += len(rl.text)/max(snap.NumRows(), 1)*series + series*(avgName+24)
 	}
-	avgName /= max(len(fams), 1)
-	series := snap.Series()
-	out = make([]byte, 0, len(rl.text)/max(snap.NumRows(), 1)*series+series*(avgName+24)+len(fams)*256)
+	out = make([]byte, 0, size)
 
 	for _, f := range fams {
 		if f.col < 0 {

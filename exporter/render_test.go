@@ -51,7 +51,7 @@ func TestRenderEqualsCollectorBytes(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			got, skipped := renderSnapshot(store.Load(), tc.openMetrics)
+			got, skipped := renderView(t, store, tc.openMetrics)
 			if skipped != 0 {
 				t.Errorf("skipped %d series", skipped)
 			}
@@ -76,7 +76,7 @@ func TestRenderEqualsCollectorContent(t *testing.T) {
 		})
 	want := canonical(t, gatherMap(t, newPedantic(t, NewCollector(store))))
 	for _, format := range []expfmt.Format{expfmt.FmtText, expfmt.FmtOpenMetrics_1_0_0} {
-		body, skipped := renderSnapshot(store.Load(), format.FormatType() == expfmt.TypeOpenMetrics)
+		body, skipped := renderView(t, store, format.FormatType() == expfmt.TypeOpenMetrics)
 		if skipped != 3 {
 			t.Errorf("%s: skipped %d series, want the 3 of the bad row", format, skipped)
 		}
@@ -92,7 +92,7 @@ func TestRenderEqualsCollectorContent(t *testing.T) {
 func TestRenderEmptyColumnHasNoFamily(t *testing.T) {
 	store := &snapshot.Store{}
 	publish(t, store, []string{"switch_id"}, []string{"Power_W", "Rx_Bytes"}, [][]any{{"a", nil, uint64(1)}})
-	body, _ := renderSnapshot(store.Load(), false)
+	body, _ := renderView(t, store, false)
 	if bytes.Contains(body, []byte("power_watts")) {
 		t.Errorf("family of an all-absent column rendered:\n%s", body)
 	}

@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"sync"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/collectors/version"
@@ -20,14 +22,21 @@ const (
 // source near a typical source timeout.
 var ingestBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
 
+// sourceLabel names the source of the ingestion self-metrics.
+const sourceLabel = "source"
+
 // selfMetrics are the aggregator's own metrics, kept apart from the data.
+// The ingestion ones are per source.
 type selfMetrics struct {
-	duration    prometheus.Histogram
+	duration    *prometheus.HistogramVec
 	phase       *prometheus.HistogramVec
 	total       *prometheus.CounterVec
 	failures    *prometheus.CounterVec
-	lastSuccess prometheus.Gauge
-	up          prometheus.Gauge
+	lastSuccess *prometheus.GaugeVec
+	up          *prometheus.GaugeVec
+
+	mu      sync.Mutex
+	sources map[string]bool // added so far
 
 	httpRequests *prometheus.CounterVec
 	httpDuration *prometheus.HistogramVec
@@ -36,32 +45,33 @@ type selfMetrics struct {
 func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 	const ns = schema.Namespace
 	m := &selfMetrics{
-		duration: prometheus.NewHistogram(prometheus.HistogramOpts{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: "ingest", Name: "duration_seconds",
-			Help:    "Duration of whole ingestion cycles (fetch, parse, swap), successful or not.",
+			Help:    "Duration of whole ingestion cycles (fetch, parse, swap) of each source, successful or not.",
 			Buckets: ingestBuckets,
-		}),
+		}, []string{sourceLabel}),
 		phase: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: "ingest", Name: "phase_duration_seconds",
-			Help:    "Duration of each phase of the ingestion cycles that reached it.",
+			Help:    "Duration of each phase of the ingestion cycles that reached it, per source.",
 			Buckets: ingestBuckets,
-		}, []string{"phase"}),
+		}, []string{sourceLabel, "phase"}),
 		total: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "ingest", Name: "total",
-			Help: "Ingestion cycles by result.",
-		}, []string{"result"}),
+			Help: "Ingestion cycles by source and result.",
+		}, []string{sourceLabel, "result"}),
 		failures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "ingest", Name: "failures_total",
-			Help: "Rejected ingestion cycles by reason; a rejected poll keeps the last good snapshot.",
-		}, []string{"reason"}),
-		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Help: "Rejected ingestion cycles by source and reason; a rejected poll keeps the source's last good snapshot.",
+		}, []string{sourceLabel, "reason"}),
+		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: "ingest", Name: "last_success_timestamp_seconds",
-			Help: "When the last successful ingestion cycle ended, in seconds since the epoch; 0 before the first.",
-		}),
-		up: prometheus.NewGauge(prometheus.GaugeOpts{
+			Help: "When the last successful ingestion cycle of the source ended, in seconds since the epoch; 0 before the first.",
+		}, []string{sourceLabel}),
+		up: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: "source", Name: "up",
 			Help: "1 if the last poll of the source succeeded, 0 if it failed or none has succeeded yet. Data series are cached from the last successful poll either way.",
-		}),
+		}, []string{sourceLabel}),
+		sources: map[string]bool{},
 		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: "http", Name: "requests_total",
 			Help: "HTTP requests served, by handler, status code and method.",
@@ -71,17 +81,6 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 			Help:    "Time to serve HTTP requests, by handler and method.",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"handler", "method"}),
-	}
-	// Every label value from the start, so that rate() and alerts see a 0
-	// rather than a missing series before the first event.
-	for _, p := range []string{phaseFetch, phaseParse, phaseSwap} {
-		m.phase.WithLabelValues(p)
-	}
-	for _, r := range []string{"success", "failure"} {
-		m.total.WithLabelValues(r)
-	}
-	for _, r := range ingest.Reasons {
-		m.failures.WithLabelValues(string(r))
 	}
 	reg.MustRegister(
 		m.duration, m.phase, m.total, m.failures, m.lastSuccess, m.up,
@@ -93,23 +92,48 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 	return m
 }
 
-// observe records one ingestion cycle. A failed cycle records the phases it
-// reached: always the fetch, the parse when it ran.
-func (m *selfMetrics) observe(c ingest.Cycle) {
-	m.duration.Observe(c.Total.Seconds())
-	m.phase.WithLabelValues(phaseFetch).Observe(c.Fetch.Seconds())
-	if c.Err != nil {
-		if c.Parse > 0 {
-			m.phase.WithLabelValues(phaseParse).Observe(c.Parse.Seconds())
-		}
-		m.total.WithLabelValues("failure").Inc()
-		m.failures.WithLabelValues(string(ingest.ReasonOf(c.Err))).Inc()
-		m.up.Set(0)
+// addSource creates every series of a source, so that rate(), increase()
+// and alerts see a 0 rather than a missing series before its first event.
+func (m *selfMetrics) addSource(source string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.sources[source] {
 		return
 	}
-	m.phase.WithLabelValues(phaseParse).Observe(c.Parse.Seconds())
-	m.phase.WithLabelValues(phaseSwap).Observe(c.Swap.Seconds())
-	m.total.WithLabelValues("success").Inc()
-	m.lastSuccess.Set(float64(c.Start.Add(c.Total).UnixNano()) / 1e9)
-	m.up.Set(1)
+	m.sources[source] = true
+	m.duration.WithLabelValues(source)
+	for _, p := range []string{phaseFetch, phaseParse, phaseSwap} {
+		m.phase.WithLabelValues(source, p)
+	}
+	for _, r := range []string{"success", "failure"} {
+		m.total.WithLabelValues(source, r)
+	}
+	for _, r := range ingest.Reasons {
+		m.failures.WithLabelValues(source, string(r))
+	}
+	m.lastSuccess.WithLabelValues(source)
+	m.up.WithLabelValues(source)
+}
+
+// observe records one ingestion cycle of c.Source. A failed cycle records
+// the phases it reached: always the fetch, the parse when it ran.
+func (m *selfMetrics) observe(c ingest.Cycle) {
+	m.addSource(c.Source)
+	src := c.Source
+	m.duration.WithLabelValues(src).Observe(c.Total.Seconds())
+	m.phase.WithLabelValues(src, phaseFetch).Observe(c.Fetch.Seconds())
+	if c.Err != nil {
+		if c.Parse > 0 {
+			m.phase.WithLabelValues(src, phaseParse).Observe(c.Parse.Seconds())
+		}
+		m.total.WithLabelValues(src, "failure").Inc()
+		m.failures.WithLabelValues(src, string(ingest.ReasonOf(c.Err))).Inc()
+		m.up.WithLabelValues(src).Set(0)
+		return
+	}
+	m.phase.WithLabelValues(src, phaseParse).Observe(c.Parse.Seconds())
+	m.phase.WithLabelValues(src, phaseSwap).Observe(c.Swap.Seconds())
+	m.total.WithLabelValues(src, "success").Inc()
+	m.lastSuccess.WithLabelValues(src).Set(float64(c.Start.Add(c.Total).UnixNano()) / 1e9)
+	m.up.WithLabelValues(src).Set(1)
 }
