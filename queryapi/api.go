@@ -17,9 +17,9 @@ import (
 	"github.com/fabrictelemetry/aggregator/schema"
 )
 
-// API serves the Prometheus HTTP API over a History.
+// API serves the Prometheus HTTP API over the histories of every source.
 type API struct {
-	history   *History
+	histories []*History
 	table     *schema.Table
 	opts      Options
 	queryable storage.Queryable
@@ -30,8 +30,10 @@ type API struct {
 	now       func() time.Time
 }
 
-// New returns the API over h; table gives the metadata of known columns.
-func New(h *History, table *schema.Table, opts Options) *API {
+// New returns the API over the histories of every source (one per source,
+// so that each keeps its samples' true times); queries see their union.
+// table gives the metadata of known columns.
+func New(histories []*History, table *schema.Table, opts Options) *API {
 	opts = opts.withDefaults()
 	if table == nil {
 		table = schema.Default()
@@ -50,8 +52,8 @@ func New(h *History, table *schema.Table, opts Options) *API {
 		Parser:                   p,
 	})
 	return &API{
-		history: h, table: table, opts: opts,
-		queryable: h.Queryable(), engine: engine, parser: p, gate: g,
+		histories: histories, table: table, opts: opts,
+		queryable: Union(histories...), engine: engine, parser: p, gate: g,
 		logger: opts.Logger, now: time.Now,
 	}
 }

@@ -31,11 +31,17 @@ type testAPI struct {
 	router *mux.Router
 }
 
-// newTestAPI serves the fixture history with the clock at the newest
+// newTestAPI serves one history with the clock at the fixture's newest
 // snapshot.
 func newTestAPI(t *testing.T, h *History, opts Options) *testAPI {
 	t.Helper()
-	a := New(h, schema.Default(), opts)
+	return newTestAPIs(t, []*History{h}, opts)
+}
+
+// newTestAPIs serves the histories of several sources.
+func newTestAPIs(t *testing.T, hs []*History, opts Options) *testAPI {
+	t.Helper()
+	a := New(hs, schema.Default(), opts)
 	a.now = func() time.Time { return t0.Add(50 * time.Second) }
 	r := mux.NewRouter()
 	a.Register(r)

@@ -89,7 +89,7 @@ func runQuery(b *testing.B, ng *promql.Engine, q queryable, qs string, want int)
 // a scan of every series' labels, at 100k series.
 func BenchmarkSelective(b *testing.B) {
 	h := bench100k(b)
-	ng := New(h, nil, Options{}).engine
+	ng := New([]*History{h}, nil, Options{}).engine
 	const qs = `fabric_switch_transmit_bytes_total{switch_id="SW-050000"}`
 	b.Run("index", func(b *testing.B) { runQuery(b, ng, queryable{h: h}, qs, 1) })
 	b.Run("fullscan", func(b *testing.B) { runQuery(b, ng, queryable{h: h, fullScan: true}, qs, 1) })
@@ -99,7 +99,7 @@ func BenchmarkSelective(b *testing.B) {
 // snapshots.
 func BenchmarkTopkRate(b *testing.B) {
 	h := bench100k(b)
-	ng := New(h, nil, Options{}).engine
+	ng := New([]*History{h}, nil, Options{}).engine
 	runQuery(b, ng, queryable{h: h}, "topk(10, rate(fabric_switch_transmit_bytes_total[1m]))", 10)
 }
 

@@ -149,7 +149,7 @@ type metadataEntry struct {
 }
 
 // metadata lists type and help per metric: the schema table's, then what
-// the newest snapshot says of columns the table does not know. Parameters:
+// each source's newest snapshot says of columns the table does not know. Parameters:
 // metric (one name), limit (metrics), limit_per_metric.
 func (a *API) metadata(r *http.Request) result {
 	limit, err := metadataLimit(r, "limit")
@@ -170,8 +170,10 @@ func (a *API) metadata(r *http.Request) result {
 	for _, m := range a.table.Known() {
 		add(m.Name, string(m.Type), m.Help)
 	}
-	for _, m := range a.history.Load().metrics {
-		add(m.Name, string(m.Type), m.Help)
+	for _, h := range a.histories {
+		for _, m := range h.Load().metrics {
+			add(m.Name, string(m.Type), m.Help)
+		}
 	}
 	return result{data: out}
 }

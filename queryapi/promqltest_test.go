@@ -20,7 +20,7 @@ import (
 func TestSameAsPrometheus(t *testing.T) {
 	prom := promqltest.LoadedStorage(t, fixturePromQL)
 	ours := fixtureHistory(t).Queryable()
-	engine := New(NewHistory(0), nil, Options{}).engine
+	engine := New(nil, nil, Options{}).engine
 	queries := []string{
 		"fabric_switch_transmit_bytes_total",
 		"fabric_switch_temperature_celsius",
@@ -76,7 +76,12 @@ func evalInstant(t *testing.T, ng *promql.Engine, q storage.Queryable, qs string
 
 func evalRange(t *testing.T, ng *promql.Engine, q storage.Queryable, qs string) promql.Matrix {
 	t.Helper()
-	qry, err := ng.NewRangeQuery(t.Context(), q, nil, qs, t0, t0.Add(70*time.Second), 5*time.Second)
+	return evalRangeOver(t, ng, q, qs, 0, 70*time.Second, 5*time.Second)
+}
+
+func evalRangeOver(t *testing.T, ng *promql.Engine, q storage.Queryable, qs string, start, end, step time.Duration) promql.Matrix {
+	t.Helper()
+	qry, err := ng.NewRangeQuery(t.Context(), q, nil, qs, t0.Add(start), t0.Add(end), step)
 	if err != nil {
 		t.Fatal(err)
 	}
