@@ -20,6 +20,12 @@ var fixtureTime = time.Unix(1700000000, 500_000_000)
 // table, as switch-level or per-port metrics by its labels.
 func build(t testing.TB, labelNames, columns []string, rows [][]any) *snapshot.Snapshot {
 	t.Helper()
+	return buildAt(t, fixtureTime, labelNames, columns, rows)
+}
+
+// buildAt is build with the snapshot's time.
+func buildAt(t testing.TB, at time.Time, labelNames, columns []string, rows [][]any) *snapshot.Snapshot {
+	t.Helper()
 	b := snapshot.NewBuilder(labelNames, columns, len(rows))
 	for _, r := range rows {
 		labels := make([]string, len(labelNames))
@@ -42,7 +48,7 @@ func build(t testing.TB, labelNames, columns []string, rows [][]any) *snapshot.S
 		}
 	}
 	metrics, _ := schema.Default().Resolve(snapshot.Subsystem(labelNames), columns)
-	snap, err := b.Build(fixtureTime, metrics)
+	snap, err := b.Build(at, metrics)
 	if err != nil {
 		t.Fatal(err)
 	}

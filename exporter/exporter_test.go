@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -101,14 +102,14 @@ func servedData(t *testing.T, body []byte, format expfmt.Format) string {
 }
 
 // isData tells the view's families (data and view-level gauges) from the
-// self-metrics.
+// self-metrics, whose prefixes no data metric may take.
 func isData(name string) bool {
-	for _, prefix := range []string{"fabric_switch_", "fabric_port_", "fabric_snapshot_"} {
+	for _, prefix := range schema.ReservedPrefixes {
 		if strings.HasPrefix(name, prefix) {
-			return true
+			return prefix == schema.Namespace+"_snapshot_"
 		}
 	}
-	return false
+	return true
 }
 
 func collectorFamilies(t *testing.T, store snapshot.Loader) string {
