@@ -100,6 +100,7 @@ func New(cfg Config) (*Aggregator, error) {
 			return nil, err
 		}
 		a.sources = append(a.sources, src)
+		a.exp.AddSource(sc.Name) // its self-metrics exist, at zero, before its first poll
 	}
 	cfg.Schema.ReportNotes(func(note string) {
 		cfg.Logger.Warn("Metric name clash resolved", "component", "schema", "note", note)
