@@ -112,8 +112,9 @@ func TestMetricsEndToEnd(t *testing.T) {
 	client := &http.Client{}
 	t.Cleanup(client.CloseIdleConnections)
 
+	// The source of the flags is named default.
 	body := scrapeUntil(t, client, url, nil, "successful poll", func(f map[string]*dto.MetricFamily) bool {
-		up, _ := value(f, "fabric_source_up")
+		up, _ := value(f, "fabric_source_up", "source", "default")
 		return up == 1
 	})
 	good := bytes.Clone(sim.Body())
@@ -131,8 +132,8 @@ func TestMetricsEndToEnd(t *testing.T) {
 	}
 	resp.Body.Close()
 	body = scrapeUntil(t, client, url, nil, "failed poll", func(f map[string]*dto.MetricFamily) bool {
-		up, _ := value(f, "fabric_source_up")
-		failures, _ := value(f, "fabric_ingest_failures_total", "reason", "http_status")
+		up, _ := value(f, "fabric_source_up", "source", "default")
+		failures, _ := value(f, "fabric_ingest_failures_total", "source", "default", "reason", "http_status")
 		return up == 0 && failures >= 1
 	})
 	fams, _ = parseText(body)
