@@ -38,6 +38,26 @@ func simulatedStore(b *testing.B, n int) *snapshot.Store {
 	return store
 }
 
+// portsStore holds the simulator's UFM body for n switches of 32 ports
+// beside its switch matrix, as a view of both.
+func portsStore(b *testing.B, n int) *snapshot.Store {
+	b.Helper()
+	sim, err := simulator.New(simulator.Config{Switches: n, Ports: 32, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sim.Tick(snapTime)
+	parser := ingest.NewParser(schema.Default())
+	ports, err := parser.Parse(sim.UFMBody(), snapTime)
+	if err != nil {
+		b.Fatal(err)
+	}
+	switches := simulatedStore(b, n).Load().Single()
+	store := &snapshot.Store{}
+	store.PublishView(snapshot.NewView(switches, ports))
+	return store
+}
+
 // discardWriter is the least a handler can write to: the header map is
 // kept between requests, as net/http's is per connection, and the body is
 // counted and dropped.
@@ -170,5 +190,57 @@ func BenchmarkListMetrics(b *testing.B) {
 				b.Fatalf("status %d", w.code)
 			}
 		})
+	}
+}
+
+// BenchmarkGetMetricPorts is GetMetric over a view with switch-level and
+// per-port data: the seed's switch-level question (still no allocation),
+// one port, and every port of a switch (32).
+func BenchmarkGetMetricPorts(b *testing.B) {
+	for _, n := range benchSizes {
+		api := New(portsStore(b, n), time.Second, nil)
+		id := fmt.Sprintf("SW-%0*d", max(2, len(fmt.Sprint(n))), n/2)
+		for _, q := range []struct{ name, query string }{
+			{"switch", "metric_name=Rx_Bytes"},
+			{"port", "metric_name=PortXmitDataExtended&port=7"},
+			{"ports", "metric_name=PortXmitDataExtended"},
+		} {
+			req := httptest.NewRequest(http.MethodGet, "/telemetry/GetMetric?switch_id="+id+"&"+q.query, nil)
+			b.Run(fmt.Sprintf("switches=%d/%s", n, q.name), func(b *testing.B) {
+				w := &discardWriter{header: http.Header{}}
+				b.ReportAllocs()
+				for b.Loop() {
+					w.n = 0
+					api.GetMetric(w, req)
+				}
+				b.SetBytes(int64(w.n))
+				if w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkListMetricsPorts is the whole fabric with 32 ports a switch,
+// and one port of every switch.
+func BenchmarkListMetricsPorts(b *testing.B) {
+	for _, n := range benchSizes {
+		api := New(portsStore(b, n), time.Second, nil)
+		for _, q := range []struct{ name, query string }{{"all", ""}, {"port", "port=7"}} {
+			req := httptest.NewRequest(http.MethodGet, "/telemetry/ListMetrics?"+q.query, nil)
+			b.Run(fmt.Sprintf("switches=%d/%s", n, q.name), func(b *testing.B) {
+				w := &discardWriter{header: http.Header{}}
+				b.ReportAllocs()
+				for b.Loop() {
+					w.n = 0
+					api.ListMetrics(w, req)
+				}
+				b.SetBytes(int64(w.n))
+				if w.code != http.StatusOK {
+					b.Fatalf("status %d", w.code)
+				}
+			})
+		}
 	}
 }
