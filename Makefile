@@ -65,12 +65,16 @@ fuzz:
 		done; \
 	done
 
-## bench: the benchmark suite (see BENCHMARKS.md)
+## bench: the benchmark suite (BENCHMARKS.md), one table: go test -bench in
+## every package (raw output in bench.out, for benchstat) and the HTTP
+## figures under vegeta (tools/benchtable); BENCHCOUNT=5 repeats go test.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime $(BENCHTIME) ./...
+	cd tools && $(GO) run ./benchtable -root .. -out bench.out -benchtime $(BENCHTIME) $(if $(BENCHCOUNT),-count $(BENCHCOUNT))
 
+## bench-short: the same suite at tiny sizes for a few seconds, so that it
+## cannot rot (in make test; timings are not asserted).
 bench-short:
-	$(GO) test -short -run '^$$' -bench . -benchtime 1x ./...
+	cd tools && $(GO) run ./benchtable -root .. -out bench-short.out -short
 
 ## generate: regenerate dashboards and other generated files
 generate:
