@@ -12,23 +12,31 @@ import (
 	"github.com/fabrictelemetry/aggregator/schema"
 )
 
-const instanceVar = "instance"
+const (
+	instanceVar = "instance"
+	sourceVar   = "source"
+)
 
 // AggregatorHealth is the dashboard of the aggregator itself: ingestion
-// cycle latency and failures, source health, snapshot age and size, HTTP
-// latency and load, memory and GC. It reads the self-metrics and the
+// cycle latency and failures and health per source, snapshot age and size,
+// HTTP latency and load, memory and GC. It reads the self-metrics and the
 // recording rules of prometheus/recording.yml, so it needs the Prometheus
-// data source.
+// data source. The ingestion panels show one line per source ($source picks
+// them); the snapshot panels describe the whole view the aggregator serves.
 func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 	job := fmt.Sprintf(`job="%s", instance=~"$%s"`, monitoring.Job, instanceVar)
 	s := func(metric string) string { return fmt.Sprintf("%s{%s}", metric, job) }
 	rate := func(metric string) string {
 		return fmt.Sprintf("rate(%s[$__rate_interval])", s(metric))
 	}
+	// Ingestion self-metrics and their recording rules, per source.
+	src := fmt.Sprintf(`%s, %s=~"$%s"`, job, monitoring.SourceLabel, sourceVar)
+	ss := func(metric string) string { return fmt.Sprintf("%s{%s}", metric, src) }
 	instanceQuery := fmt.Sprintf(`label_values(up{job="%s"}, instance)`, monitoring.Job)
+	sourceQuery := fmt.Sprintf(`label_values(%s, %s)`, s(monitoring.SourceUp), monitoring.SourceLabel)
 
 	b := newDashboard("fabric-aggregator-health", "Aggregator health",
-		"The telemetry aggregator itself: ingestion cycles (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC. Needs the Prometheus data source (self-metrics and recording rules).").
+		"The telemetry aggregator itself: ingestion cycles per source (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC. Needs the Prometheus data source (self-metrics and recording rules).").
 		WithVariable(dashboard.NewQueryVariableBuilder(instanceVar).
 			Label("Instance").
 			Datasource(datasource).
@@ -43,51 +51,66 @@ func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 				Text:  dashboard.StringOrArrayOfString{ArrayOfString: []string{"All"}},
 				Value: dashboard.StringOrArrayOfString{ArrayOfString: []string{"$__all"}},
 			})).
+		WithVariable(dashboard.NewQueryVariableBuilder(sourceVar).
+			Label("Source").
+			Description("Sources of the aggregator (its configuration file, or default for the flags' one source).").
+			Datasource(datasource).
+			Query(dashboard.StringOrMap{String: ptr(sourceQuery)}).
+			Definition(sourceQuery).
+			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
+			Sort(dashboard.VariableSortNaturalAsc).
+			Multi(true).
+			IncludeAll(true).
+			AllValue(".*").
+			Current(dashboard.VariableOption{
+				Text:  dashboard.StringOrArrayOfString{ArrayOfString: []string{"All"}},
+				Value: dashboard.StringOrArrayOfString{ArrayOfString: []string{"$__all"}},
+			})).
 		WithRow(dashboard.NewRowBuilder("Status")).
 		WithPanel(statPanel("Aggregator up", "Whether Prometheus can scrape the aggregator (alert FabricAggregatorDown).", "none",
 			instant(fmt.Sprintf("min(%s)", s("up")), "")).
 			Thresholds(thresholds()).
 			Mappings(upMappings())).
-		WithPanel(statPanel("Source up", "Whether the last poll of the source succeeded. Data stays served from the last good snapshot either way.", "none",
-			instant(fmt.Sprintf("min(%s)", s(monitoring.SourceUp)), "")).
+		WithPanel(statPanel("Source up", "Per source: whether its last poll succeeded (alert FabricSourceDown after 2m of failures). Its data stays served from its last good snapshot either way.", "none",
+			instant(fmt.Sprintf("min by (%s) (%s)", monitoring.SourceLabel, ss(monitoring.SourceUp)), "{{source}}")).
 			Thresholds(thresholds()).
 			Mappings(upMappings())).
-		WithPanel(statPanel("Snapshot age", "Time since the source time of the served snapshot (alert FabricTelemetryStale above 30s).", "s",
+		WithPanel(statPanel("Snapshot age", "Time since the source time of the newest part of the served view (alert FabricTelemetryStale above 30s).", "s",
 			instant(fmt.Sprintf("time() - min(%s)", s(monitoring.SnapshotTimestamp)), "")).
 			Thresholds(thresholds(staleSnapshotSeconds, "red"))).
-		WithPanel(statPanel("Last successful ingest", "Time since the last ingestion cycle that succeeded.", "s",
-			instant(fmt.Sprintf("time() - min(%s)", s(monitoring.IngestLastSuccess)), "")).
+		WithPanel(statPanel("Last successful ingest", "Per source: time since its last ingestion cycle that succeeded.", "s",
+			instant(fmt.Sprintf("time() - min by (%s) (%s)", monitoring.SourceLabel, ss(monitoring.IngestLastSuccess)), "{{source}}")).
 			Thresholds(thresholds(staleSnapshotSeconds, "red"))).
-		WithPanel(statPanel("Switches", "Switches in the served snapshot.", "none",
+		WithPanel(statPanel("Switches", "Distinct switches in the served view, all sources and parts together.", "none",
 			instant(fmt.Sprintf("max(%s)", s(monitoring.SnapshotSwitches)), "")).
 			Thresholds(thresholds())).
-		WithPanel(statPanel("Series", "Data series in the served snapshot.", "short",
+		WithPanel(statPanel("Series", "Data series in the served view, all sources and parts together.", "short",
 			instant(fmt.Sprintf("max(%s)", s(monitoring.SnapshotSeries)), "")).
 			Thresholds(thresholds())).
 		WithRow(dashboard.NewRowBuilder("Ingestion")).
-		WithPanel(timeseriesPanel("Ingest cycle duration", "Median and 99th percentile of whole ingestion cycles (fetch, parse, swap) over 5m windows.", "s",
-			query(fmt.Sprintf(`%s{%s, quantile=~"0.5|0.99"}`, monitoring.RecIngestQuantile, job), "{{instance}} p{{quantile}}"))).
-		WithPanel(timeseriesPanel("Ingest phase duration (p99)", "99th percentile of each phase of the ingestion cycle over 5m windows.", "s",
-			query(fmt.Sprintf(`%s{%s, quantile="0.99"}`, monitoring.RecIngestPhaseQuantile, job), "{{instance}} {{phase}}"))).
-		WithPanel(timeseriesPanel("Ingest cycles", "Ingestion cycles per second by result.", "ops",
-			query(fmt.Sprintf("sum by (result) (%s)", rate(monitoring.IngestTotal)), "{{result}}")).
+		WithPanel(timeseriesPanel("Ingest cycle duration", "Median and 99th percentile of whole ingestion cycles (fetch, parse, swap) of each source over 5m windows.", "s",
+			query(fmt.Sprintf(`%s{%s, quantile=~"0.5|0.99"}`, monitoring.RecIngestQuantile, src), "{{instance}} {{source}} p{{quantile}}"))).
+		WithPanel(timeseriesPanel("Ingest phase duration (p99)", "99th percentile of each phase of the ingestion cycles of each source over 5m windows.", "s",
+			query(fmt.Sprintf(`%s{%s, quantile="0.99"}`, monitoring.RecIngestPhaseQuantile, src), "{{instance}} {{source}} {{phase}}"))).
+		WithPanel(timeseriesPanel("Ingest cycles", "Ingestion cycles per second by source and result.", "ops",
+			query(fmt.Sprintf("sum by (%s, result) (rate(%s[$__rate_interval]))", monitoring.SourceLabel, ss(monitoring.IngestTotal)), "{{source}} {{result}}")).
 			Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal))).
-		WithPanel(timeseriesPanel("Ingest failures by reason", "Rejected ingestion cycles per second, by reason (alert FabricIngestionFailing). A rejected poll keeps the last good snapshot.", "ops",
-			query(fmt.Sprintf(`sum by (reason) (%s{%s}) > 0`, monitoring.RecIngestFailureRate, job), "{{reason}}")).
+		WithPanel(timeseriesPanel("Ingest failures by reason", "Rejected ingestion cycles per second, by source and reason (alerts FabricIngestionFailing, FabricSourceDown). A rejected poll keeps the source's last good snapshot.", "ops",
+			query(fmt.Sprintf(`sum by (%s, reason) (%s{%s}) > 0`, monitoring.SourceLabel, monitoring.RecIngestFailureRate, src), "{{source}} {{reason}}")).
 			Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal))).
-		WithPanel(timeseriesPanel("Ingest failure ratio", "Share of ingestion cycles that failed over 5m windows.", "percentunit",
-			query(fmt.Sprintf(`%s{%s}`, monitoring.RecIngestFailureRatio, job), "{{instance}}")).
+		WithPanel(timeseriesPanel("Ingest failure ratio", "Share of each source's ingestion cycles that failed over 5m windows.", "percentunit",
+			query(fmt.Sprintf(`%s{%s}`, monitoring.RecIngestFailureRatio, src), "{{instance}} {{source}}")).
 			Max(1)).
-		WithPanel(timeseriesPanel("Snapshot age", "Time since the source time of the served snapshot; the saw-tooth peaks at the poll interval while polls succeed.", "s",
+		WithPanel(timeseriesPanel("Snapshot age", "Time since the source time of the newest part of the served view; the saw-tooth peaks at the poll interval while polls succeed.", "s",
 			query(fmt.Sprintf("time() - %s", s(monitoring.SnapshotTimestamp)), "{{instance}}")).
 			Thresholds(thresholds(staleSnapshotSeconds, "red")).
 			ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine))).
-		WithPanel(timeseriesPanel("Switches and series in the snapshot", "Size of the served snapshot.", "short",
+		WithPanel(timeseriesPanel("Switches and series in the snapshot", "Size of the served view, all sources and parts together.", "short",
 			query(s(monitoring.SnapshotSwitches), "{{instance}} switches"),
 			query(s(monitoring.SnapshotSeries), "{{instance}} series")).
 			OverrideByRegexp(".*series", []dashboard.DynamicConfigValue{{Id: "custom.axisPlacement", Value: "right"}})).
-		WithPanel(timeseriesPanel("Source up", "1 while polls of the source succeed.", "none",
-			query(s(monitoring.SourceUp), "{{instance}}")).
+		WithPanel(timeseriesPanel("Source up", "1 while polls of the source succeed, per source.", "none",
+			query(ss(monitoring.SourceUp), "{{instance}} {{source}}")).
 			Min(0).Max(1)).
 		WithRow(dashboard.NewRowBuilder("HTTP")).
 		WithPanel(timeseriesPanel("Request latency (p99) per route", "99th percentile of the time to serve a request, per handler, over 5m windows.", "s",

@@ -204,6 +204,7 @@ func scrapeExporter() (map[string]bool, string) {
 	store := &snapshot.Store{}
 	store.Publish(snap)
 	exp := exporter.New(store, exporter.Options{})
+	exp.AddSource("default") // the ingestion self-metrics exist per source
 	srv := httptest.NewServer(exp.Instrument("metrics", exp.Handler()))
 	defer srv.Close()
 

@@ -16,18 +16,24 @@ import "github.com/fabrictelemetry/aggregator/schema"
 // the job label that the alerts and the aggregator health dashboard select.
 const Job = "fabric-aggregator"
 
+// SourceLabel names the configured source on every ingestion self-metric
+// (the Ingest* and SourceUp metrics below): one series, or one set, per
+// source. The Snapshot* gauges describe the whole served view and have no
+// such label.
+const SourceLabel = "source"
+
 // Self-metrics of the aggregator (package exporter). The tests check each of
 // them against the exporter's real /metrics, so a rename there fails here.
 const (
-	IngestDuration       = schema.Namespace + "_ingest_duration_seconds"       // histogram
-	IngestPhaseDuration  = schema.Namespace + "_ingest_phase_duration_seconds" // histogram, label phase
-	IngestTotal          = schema.Namespace + "_ingest_total"                  // label result=success|failure
-	IngestFailures       = schema.Namespace + "_ingest_failures_total"         // label reason
-	IngestLastSuccess    = schema.Namespace + "_ingest_last_success_timestamp_seconds"
-	SourceUp             = schema.Namespace + "_source_up"
-	SnapshotTimestamp    = schema.Namespace + "_snapshot_timestamp_seconds"
-	SnapshotSwitches     = schema.Namespace + "_snapshot_switches"
-	SnapshotSeries       = schema.Namespace + "_snapshot_series"
+	IngestDuration       = schema.Namespace + "_ingest_duration_seconds"               // histogram, label source
+	IngestPhaseDuration  = schema.Namespace + "_ingest_phase_duration_seconds"         // histogram, labels source, phase
+	IngestTotal          = schema.Namespace + "_ingest_total"                          // labels source, result=success|failure
+	IngestFailures       = schema.Namespace + "_ingest_failures_total"                 // labels source, reason
+	IngestLastSuccess    = schema.Namespace + "_ingest_last_success_timestamp_seconds" // label source
+	SourceUp             = schema.Namespace + "_source_up"                             // label source
+	SnapshotTimestamp    = schema.Namespace + "_snapshot_timestamp_seconds"            // the view's newest part
+	SnapshotSwitches     = schema.Namespace + "_snapshot_switches"                     // distinct, all parts
+	SnapshotSeries       = schema.Namespace + "_snapshot_series"                       // all parts
 	BuildInfo            = schema.Namespace + "_aggregator_build_info"
 	HTTPRequests         = schema.Namespace + "_http_requests_total"           // labels handler, code, method
 	HTTPRequestDuration  = schema.Namespace + "_http_request_duration_seconds" // histogram, labels handler, method
@@ -50,12 +56,13 @@ var SelfMetrics = []string{
 }
 
 // Recording rules of prometheus/recording.yml that the dashboards read. Names
-// follow level:metric:operations; the tests check that each is recorded.
+// follow level:metric:operations, the level naming the labels kept besides
+// job; the tests check that each is recorded.
 const (
-	RecIngestQuantile      = "instance_quantile:" + IngestDuration + ":histogram_quantile"
-	RecIngestPhaseQuantile = "instance_phase_quantile:" + IngestPhaseDuration + ":histogram_quantile"
-	RecIngestFailureRatio  = "instance:" + schema.Namespace + "_ingest_failures:ratio_rate5m"
-	RecIngestFailureRate   = "instance_reason:" + schema.Namespace + "_ingest_failures:rate5m"
+	RecIngestQuantile      = "instance_source_quantile:" + IngestDuration + ":histogram_quantile"
+	RecIngestPhaseQuantile = "instance_source_phase_quantile:" + IngestPhaseDuration + ":histogram_quantile"
+	RecIngestFailureRatio  = "instance_source:" + schema.Namespace + "_ingest_failures:ratio_rate5m"
+	RecIngestFailureRate   = "instance_source_reason:" + schema.Namespace + "_ingest_failures:rate5m"
 	RecHTTPQuantile        = "instance_handler_quantile:" + HTTPRequestDuration + ":histogram_quantile"
 	RecHTTPRequestRate     = "instance_handler:" + schema.Namespace + "_http_requests:rate5m"
 )
