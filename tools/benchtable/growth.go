@@ -31,6 +31,7 @@ import (
 // the child's memory is the aggregator's alone.
 type growthResult struct {
 	Name      string  `json:"name"`
+	PerPort   bool    `json:"per_port"` // the UFM layout, else the switch matrix
 	Rows      int     `json:"rows"`
 	Series    int     `json:"series"`
 	BodyBytes int     `json:"body_bytes"`
@@ -58,7 +59,11 @@ func growthRun(ctx context.Context, o options, log io.Writer) ([]growthResult, e
 		name            string
 		switches, ports int
 	}
+	// The switch matrix at three sizes, then the per-port UFM layout at a
+	// tenth of the fabric and at the fabric: linearity is judged between
+	// sizes of one layout, since a UFM row costs more than a matrix row.
 	sizes := []size{{"50 switches", 50, 0}, {"500 switches", 500, 0}, {"5,000 switches", 5000, 0},
+		{fmt.Sprintf("per-port %d × %d", max(o.fabricSwitches/10, 1), o.fabricPorts), max(o.fabricSwitches/10, 1), o.fabricPorts},
 		{fmt.Sprintf("fabric %d × %d ports", o.fabricSwitches, o.fabricPorts), o.fabricSwitches, o.fabricPorts}}
 	if o.short {
 		sizes[0], sizes[1], sizes[2] = size{"5 switches", 5, 0}, size{"50 switches", 50, 0}, size{"200 switches", 200, 0}
@@ -93,6 +98,7 @@ func growthRun(ctx context.Context, o options, log io.Writer) ([]growthResult, e
 		}
 		fmt.Fprintf(log, "%-24s %8d series: ingest %s, first scrape %s, scrape %s, heap %s, RSS %s\n", r.Name, r.Series,
 			fmtSeconds(r.IngestNs/1e9), fmtSeconds(r.FirstScrapeNs/1e9), fmtSeconds(r.ScrapeNs/1e9), fmtBytes(r.SnapshotHeap), fmtBytes(r.RSS))
+		r.PerPort = sz.ports > 0
 		out = append(out, r)
 	}
 	return out, nil
@@ -308,25 +314,35 @@ func growthRows(rs []growthResult) []row {
 		{"process RSS", func(r growthResult) float64 { return r.RSS }, fmtBytes},
 	}
 	var rows []row
-	names := make([]string, len(rs))
+	var chains []string
 	for i, r := range rs {
-		names[i] = r.Name
+		switch {
+		case i == 0:
+			chains = append(chains, r.Name)
+		case r.PerPort != rs[i-1].PerPort:
+			chains = append(chains, "; "+r.Name)
+		default:
+			chains = append(chains, " → "+r.Name)
+		}
 	}
 	for _, m := range measures {
 		worst, at := math.Inf(-1), 0
 		for i := 1; i < len(rs); i++ {
+			if rs[i].PerPort != rs[i-1].PerPort {
+				continue // another layout: not a step of the same work
+			}
 			prev := m.get(rs[i-1]) / float64(rs[i-1].Series)
 			cur := m.get(rs[i]) / float64(rs[i].Series)
 			if step := cur / prev; step > worst {
 				worst, at = step, i
 			}
 		}
-		if len(rs) < 2 {
+		if at == 0 {
 			continue
 		}
 		a, b := rs[at-1], rs[at]
 		rows = append(rows, row{item: "7",
-			figure:   fmt.Sprintf("growth of %s per series, worst step of %s", m.name, strings.Join(names, " → ")),
+			figure:   fmt.Sprintf("growth of %s per series, worst step of %s", m.name, strings.Join(chains, "")),
 			value:    fmt.Sprintf("%s: %s per series (%s)", b.Name, m.unit(m.get(b)/float64(b.Series)), m.unit(m.get(b))),
 			baseline: fmt.Sprintf("%s: %s per series (%s)", a.Name, m.unit(m.get(a)/float64(a.Series)), m.unit(m.get(a))),
 			ratio:    worst, target: atMost(1.5)})

@@ -14,12 +14,15 @@
 //   - GetMetric over HTTP with keep-alive against a bare net/http server
 //     returning a body of the same size: maximum throughput of each at a
 //     fixed worker count, then p99 of each at half the bare server's maximum;
-//   - zero blocking: GetMetric p99 with the 128,000-row per-port fabric
-//     re-ingested every second vs idle, for the aggregator as built, the same
-//     REST stack on a bare read-copy-update store, and on a store that holds
-//     a sync.RWMutex for the duration of each parse;
+//   - zero blocking: GetMetric p99 at a tenth of the bare server's maximum
+//     with the 128,000-row per-port fabric re-ingested every second vs
+//     idle, for the aggregator as built, the same REST stack on a bare
+//     read-copy-update store, and on a store that holds a sync.RWMutex for
+//     the duration of each parse;
 //   - growth: ingest time, scrape time, snapshot heap and process RSS at 50,
-//     500 and 5,000 switches and the per-port fabric, each in a fresh process.
+//     500 and 5,000 switches, a tenth of the fabric and the per-port fabric,
+//     each in a fresh process; /metrics at fabric scale against the copy of
+//     its bytes and against client_golang's Gather.
 //
 // Every server under load runs in a child process (this binary re-executed
 // with the serve subcommand), so the load generator's garbage collector and
@@ -35,6 +38,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -70,7 +74,7 @@ func run(args []string) int {
 	fs.DurationVar(&o.blockDur, "blocking.duration", 15*time.Second, "length of each zero-blocking run")
 	fs.IntVar(&o.workers, "http.workers", 4, "vegeta workers (= keep-alive connections) of the maximum-throughput runs")
 	fs.IntVar(&o.rounds, "http.rounds", 2, "rounds of each HTTP comparison, the two servers alternating; the best round of each is kept")
-	fs.Float64Var(&o.blockRate, "blocking.rate", 0, "requests per second of the zero-blocking runs (0: half the bare server's maximum)")
+	fs.Float64Var(&o.blockRate, "blocking.rate", 0, "requests per second of the zero-blocking runs (0: a tenth of the bare server's maximum, a load that leaves the cores room for ingestion)")
 	fs.IntVar(&o.fabricSwitches, "fabric.switches", 2000, "switches of the per-port fabric")
 	fs.IntVar(&o.fabricPorts, "fabric.ports", 64, "ports per switch of the per-port fabric")
 	fs.StringVar(&o.skip, "skip", "", "comma-separated steps to leave out: gotest, http, blocking, growth")
@@ -150,7 +154,7 @@ func suite(ctx context.Context, o options, stdout, log io.Writer) error {
 		if rate <= 0 {
 			rate = 200 // without the HTTP step: a light load
 			if bare != nil {
-				rate = bare.halfRate
+				rate = math.Round(bare.bareMax / 10)
 			}
 		}
 		b, err := blockingRun(ctx, o, rate, log)
