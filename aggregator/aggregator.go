@@ -161,7 +161,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, src := range a.sources {
 		p := src.poller
-		a.cfg.Logger.Info("Polling source", "source", src.cfg.Name, "url", p.Fetcher.URL, "format", src.cfg.Format,
+		a.cfg.Logger.Info("Polling source", "source_name", src.cfg.Name, "url", p.Fetcher.URL, "format", src.cfg.Format,
 			"shards", p.Shards, "interval", p.Interval, "timeout", p.Timeout)
 		wg.Go(func() { p.Run(ctx) })
 	}

@@ -52,7 +52,7 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 		Timeout:  time.Duration(sc.Timeout),
 		Publish:  func(s *snapshot.Snapshot) { a.publish(src, s) },
 		Observe:  a.observe,
-		Logger:   a.cfg.Logger.With("component", "ingest", "source", sc.Name),
+		Logger:   a.cfg.Logger.With("component", "ingest", "source_name", sc.Name),
 	}
 	return src, nil
 }
@@ -72,7 +72,7 @@ func (a *Aggregator) publishPart(src *source, s *snapshot.Snapshot) bool {
 	if err != nil {
 		// The parser never emits a configured label (the config refuses
 		// the reserved ones), so this is a column named like a label.
-		a.cfg.Logger.Error("Snapshot not published", "source", src.cfg.Name, "err", err)
+		a.cfg.Logger.Error("Snapshot not published", "source_name", src.cfg.Name, "err", err)
 		return false
 	}
 	src.last, src.lastLabelled = s, labelled

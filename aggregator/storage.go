@@ -22,7 +22,7 @@ func (a *Aggregator) persist(src *source, s *snapshot.Snapshot) {
 		return
 	}
 	if err := snapshot.WriteFile(a.stateFile(src), s); err != nil {
-		a.cfg.Logger.Error("Writing state file failed", "source", src.cfg.Name, "err", err)
+		a.cfg.Logger.Error("Writing state file failed", "source_name", src.cfg.Name, "err", err)
 	}
 }
 
@@ -45,10 +45,10 @@ func (a *Aggregator) restore() {
 		case errors.Is(err, fs.ErrNotExist):
 			continue
 		case err != nil:
-			a.cfg.Logger.Error("Ignoring unreadable state file", "source", src.cfg.Name, "path", path, "err", err)
+			a.cfg.Logger.Error("Ignoring unreadable state file", "source_name", src.cfg.Name, "path", path, "err", err)
 			continue
 		}
-		a.cfg.Logger.Info("Restored last good snapshot", "source", src.cfg.Name, "path", path,
+		a.cfg.Logger.Info("Restored last good snapshot", "source_name", src.cfg.Name, "path", path,
 			"time", s.Time(), "rows", s.NumRows())
 		a.publishPart(src, s)
 	}
