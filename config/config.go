@@ -140,7 +140,12 @@ func (s *Source) fillDefaults(d Source) {
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 // reservedLabels are set by the aggregator itself.
-var reservedLabels = map[string]bool{"switch_id": true, "port": true, "node_guid": true, "source": true, "job": true, "instance": true}
+// value and metrics are keys of the REST answers' per-port and per-row
+// entries, which carry a row's labels beside them.
+var reservedLabels = map[string]bool{
+	"switch_id": true, "port": true, "node_guid": true, "source": true, "job": true, "instance": true,
+	"value": true, "metrics": true,
+}
 
 func (s *Source) validate() error {
 	if !nameRE.MatchString(s.Name) {

@@ -59,6 +59,7 @@ func TestParseRejects(t *testing.T) {
 		{"bad size", good + "  max_bytes: lots\n", "size"},
 		{"bad label name", good + "  labels: {'1x': a}\n", "label name"},
 		{"reserved label", good + "  labels: {switch_id: a}\n", "set by the aggregator"},
+		{"label named like a REST key", good + "  labels: {metrics: a}\n", "set by the aggregator"},
 		{"empty label value", good + "  labels: {fabric: ''}\n", "empty value"},
 	}
 	for _, tc := range tests {
