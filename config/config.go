@@ -175,7 +175,7 @@ func (s *Source) validate() error {
 			return fmt.Errorf("label name %q is not a valid Prometheus label name", name)
 		}
 		if reservedLabels[name] {
-			return fmt.Errorf("label %q is set by the aggregator", name)
+			return fmt.Errorf("label %q is reserved (set by the aggregator, or a key of the REST answers)", name)
 		}
 		if value == "" {
 			return fmt.Errorf("label %q has an empty value", name)

@@ -58,8 +58,8 @@ func TestParseRejects(t *testing.T) {
 		{"too many shards", good + "  shards: 100000\n", "shards"},
 		{"bad size", good + "  max_bytes: lots\n", "size"},
 		{"bad label name", good + "  labels: {'1x': a}\n", "label name"},
-		{"reserved label", good + "  labels: {switch_id: a}\n", "set by the aggregator"},
-		{"label named like a REST key", good + "  labels: {metrics: a}\n", "set by the aggregator"},
+		{"reserved label", good + "  labels: {switch_id: a}\n", "reserved"},
+		{"label named like a REST key", good + "  labels: {metrics: a}\n", "reserved"},
 		{"empty label value", good + "  labels: {fabric: ''}\n", "empty value"},
 	}
 	for _, tc := range tests {
