@@ -56,7 +56,18 @@ func goBench(ctx context.Context, o options, log io.Writer) (*benchResults, erro
 			err = cerr
 		}
 		if err != nil {
-			return nil, fmt.Errorf("go test -bench: %w (output in %s)", err, out)
+			// A package that fails still leaves the others' results:
+			// read them, and report the failure after the table.
+			runErr := fmt.Errorf("go test -bench: %w (output in %s)", err, out)
+			data, rerr := os.ReadFile(out)
+			if rerr != nil {
+				return nil, runErr
+			}
+			res, perr := parseBench(data, out)
+			if perr != nil {
+				return nil, runErr
+			}
+			return res, runErr
 		}
 	}
 	data, err := os.ReadFile(out)

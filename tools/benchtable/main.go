@@ -131,12 +131,15 @@ func suite(ctx context.Context, o options, stdout, log io.Writer) error {
 	}
 	var rows []row
 	var results *benchResults
+	var failed error // a step that failed but left results to print
 	if !o.skips("gotest") {
 		step("go test -bench, raw output in " + o.out)
 		var err error
-		if results, err = goBench(ctx, o, log); err != nil {
+		results, err = goBench(ctx, o, log)
+		if results == nil {
 			return err
 		}
+		failed = err
 		rows = append(rows, benchRows(results)...)
 	}
 	var bare *httpFigures
@@ -189,5 +192,5 @@ func suite(ctx context.Context, o options, stdout, log io.Writer) error {
 			return err
 		}
 	}
-	return nil
+	return failed
 }
