@@ -1,0 +1,267 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/exporter-toolkit/web"
+
+	"github.com/fabrictelemetry/aggregator/aggregator"
+	"github.com/fabrictelemetry/aggregator/config"
+)
+
+// route is one endpoint of the aggregator's router.
+type route struct {
+	Template string   // path template, e.g. /api/v1/label/{name}/values
+	Prefix   bool     // a path prefix (pprof's index) rather than a path
+	Methods  []string // the methods it is registered for; empty: any
+}
+
+// Path is a concrete path that reaches the route.
+func (r route) Path() string {
+	p := strings.ReplaceAll(r.Template, "{name}", "switch_id")
+	if r.Prefix {
+		p += "heap"
+	}
+	return p
+}
+
+// readOnlyPOST are the routes that take POST, as Prometheus's API does, so
+// that long PromQL expressions fit in a form body. Each only evaluates or
+// looks up; none writes.
+var readOnlyPOST = []string{
+	"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels", "/api/v1/query_exemplars",
+}
+
+var (
+	routesOnce sync.Once
+	routesList []route
+	routesErr  string
+)
+
+// aggregatorRoutes returns every route of the aggregator as it serves, the
+// landing page and the optional pprof routes included: it runs
+// ListenAndServe in-process on a loopback port, against a source that is
+// never there, walks the router once it listens, and stops it.
+func aggregatorRoutes(t testing.TB) []route {
+	t.Helper()
+	routesOnce.Do(func() { routesList, routesErr = walkRoutes() })
+	if routesErr != "" {
+		t.Fatal(routesErr)
+	}
+	return routesList
+}
+
+func walkRoutes() ([]route, string) {
+	logs := &lockedBuffer{}
+	agg, err := aggregator.New(aggregator.Config{
+		Sources: []config.Source{{
+			Name: "default", URL: "http://127.0.0.1:1/counters", Format: config.FormatAuto, Shards: 1,
+			Interval: model.Duration(time.Hour), Timeout: model.Duration(time.Second), MaxBytes: 1 << 20,
+		}},
+		EnablePprof: true,
+		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	if err != nil {
+		return nil, "aggregator.New: " + err.Error()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs, systemd, webConfig := []string{"127.0.0.1:0"}, false, ""
+	done := make(chan error, 1)
+	go func() {
+		done <- agg.ListenAndServe(ctx, &web.FlagConfig{
+			WebListenAddresses: &addrs, WebSystemdSocket: &systemd, WebConfigFile: &webConfig,
+		})
+	}()
+	// Every route is registered before the server listens; the log line
+	// (written under the buffer's lock) orders the walk after them.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "Listening on") {
+		select {
+		case err := <-done:
+			return nil, "ListenAndServe returned early: " + errString(err) + "\n" + logs.String()
+		case <-time.After(5 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return nil, "the in-process aggregator did not listen:\n" + logs.String()
+		}
+	}
+	var routes []route
+	walkErr := agg.Router().Walk(func(r *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		var rt route
+		if tpl, err := r.GetPathTemplate(); err == nil {
+			rt.Template = tpl
+		} else if rt.Template, err = r.GetPathRegexp(); err != nil {
+			return err
+		}
+		if re, err := r.GetPathRegexp(); err == nil && !strings.HasSuffix(re, "$") {
+			rt.Prefix = true
+		}
+		rt.Methods, _ = r.GetMethods() // an error means no method matcher: any method
+		routes = append(routes, rt)
+		return nil
+	})
+	cancel()
+	if err := <-done; err != nil {
+		return nil, "ListenAndServe: " + err.Error()
+	}
+	if walkErr != nil {
+		return nil, "walking the router: " + walkErr.Error()
+	}
+	return routes, ""
+}
+
+func errString(err error) string {
+	if err == nil {
+		return "nil"
+	}
+	return err.Error()
+}
+
+// lockedBuffer is a bytes.Buffer shared by a logger and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRoutesAreReadOnly walks the aggregator's router: every route must be
+// registered for GET (and HEAD, or POST for the PromQL endpoints, which
+// only evaluate) and nothing else. A route without a method matcher, or
+// with PUT, DELETE or PATCH, would be a way to change what is served.
+func TestRoutesAreReadOnly(t *testing.T) {
+	t.Parallel()
+	routes := aggregatorRoutes(t)
+	want := []string{"/", "/-/healthy", "/-/ready", "/metrics", "/telemetry/GetMetric", "/telemetry/ListMetrics",
+		"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels", "/debug/pprof/"}
+	for _, w := range want {
+		if !slices.ContainsFunc(routes, func(r route) bool { return r.Template == w }) {
+			t.Errorf("route %s not found by the walk: the walk misses routes", w)
+		}
+	}
+	for _, r := range routes {
+		if len(r.Methods) == 0 {
+			t.Errorf("%s answers any method", r.Template)
+			continue
+		}
+		for _, m := range r.Methods {
+			switch {
+			case m == http.MethodGet, m == http.MethodHead:
+			case m == http.MethodPost && slices.Contains(readOnlyPOST, r.Template):
+			default:
+				t.Errorf("%s is registered for %s", r.Template, m)
+			}
+		}
+	}
+	t.Logf("%d routes, all read-only", len(routes))
+}
+
+// TestNoEndpointChangesServedData sends every method but GET and HEAD, with
+// a body that tries to overwrite a value, to every route of the running
+// binary. Each must be refused with a JSON 405 naming the allowed methods,
+// except POST on the PromQL endpoints, which evaluates the form like GET;
+// and afterwards the REST answers and the exported series are exactly what
+// they were.
+func TestNoEndpointChangesServedData(t *testing.T) {
+	t.Parallel()
+	routes := aggregatorRoutes(t)
+	// A long interval keeps the source's body, and so the served data, still.
+	sim := StartSimulator(t, "--switches=5", "--interval=1h", "--incident-rate=0", "--seed=8")
+	agg := StartAggregator(t, "--source.url="+sim.URL+"/counters", "--source.interval=100ms", "--web.enable-pprof")
+	WaitReady(t, agg, 20*time.Second)
+	beforeList := Get(t, agg.URL+"/telemetry/ListMetrics")
+	beforeSeries := fabricSeries(t, agg)
+
+	const overwrite = "switch_id,timestamp,Rx_Bytes\nSW-01,4102444800000,0\n"
+	form := url.Values{"query": {"fabric_switch_receive_bytes_total"}, "match[]": {"fabric_switch_receive_bytes_total"},
+		"start": {"0"}, "end": {"60"}, "step": {"15"}, "switch_id": {"SW-01"}, "metric_name": {"Rx_Bytes"}, "value": {"0"}}.Encode()
+	methods := []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions, http.MethodTrace, http.MethodConnect}
+	for _, r := range routes {
+		for _, m := range methods {
+			t.Run(m+" "+r.Path(), func(t *testing.T) {
+				body, ctype := overwrite, "text/csv"
+				if m == http.MethodPost {
+					body, ctype = form, "application/x-www-form-urlencoded"
+				}
+				resp, err := rawExchange(agg.Addr, m+" "+r.Path()+" HTTP/1.1\r\nHost: "+agg.Addr+"\r\nContent-Type: "+ctype+
+					"\r\nContent-Length: "+itoa(len(body))+"\r\nConnection: close\r\n\r\n"+body, 10*time.Second)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m == http.MethodPost && slices.Contains(readOnlyPOST, r.Template) {
+					if resp.Status != http.StatusOK {
+						t.Errorf("status %d, want 200 (read-only evaluation): %.300s", resp.Status, resp.Body)
+					}
+					return
+				}
+				if resp.Status != http.StatusMethodNotAllowed {
+					t.Fatalf("status %d, want 405: %.300s", resp.Status, resp.Body)
+				}
+				var e struct{ Error string }
+				if err := json.Unmarshal(resp.Body, &e); err != nil || e.Error == "" {
+					t.Errorf("body %q is not a JSON error", resp.Body)
+				}
+				if !strings.Contains(resp.Header.Get("Allow"), http.MethodGet) {
+					t.Errorf("Allow %q does not name GET", resp.Header.Get("Allow"))
+				}
+			})
+		}
+	}
+
+	afterList := Get(t, agg.URL+"/telemetry/ListMetrics")
+	a, errA := decodeList(beforeList.Body)
+	b, errB := decodeList(afterList.Body)
+	if errA != nil || errB != nil {
+		t.Fatalf("ListMetrics: %v, %v", errA, errB)
+	}
+	if err := sameSnapshot(a, b); err != nil {
+		t.Errorf("ListMetrics changed: %v", err)
+	}
+	if afterSeries := fabricSeries(t, agg); !slices.Equal(beforeSeries, afterSeries) {
+		t.Errorf("the exported fabric series changed:\nbefore %q\nafter  %q", beforeSeries, afterSeries)
+	}
+}
+
+// fabricSeries is the data part of /metrics: the fabric_switch_* and
+// fabric_port_* sample lines, sorted.
+func fabricSeries(t testing.TB, agg *Process) []string {
+	t.Helper()
+	r := Get(t, agg.URL+"/metrics")
+	if r.Status != http.StatusOK {
+		t.Fatalf("/metrics: %d", r.Status)
+	}
+	var out []string
+	for line := range strings.Lines(string(r.Body)) {
+		if strings.HasPrefix(line, "fabric_switch_") || strings.HasPrefix(line, "fabric_port_") {
+			out = append(out, strings.TrimSpace(line))
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no fabric series in /metrics")
+	}
+	slices.Sort(out)
+	return out
+}
