@@ -21,9 +21,10 @@ import (
 // __name__ as the first label name, id order is labels.Compare order, so a
 // selection comes out sorted and a metric's series are contiguous.
 type layout struct {
-	labelNames []string // row label names, snapshot order
-	names      []string // metric name per column, snapshot order
-	rowValues  []string // row-major label values, len(labelNames) per row
+	labelNames []string  // row label names, snapshot order
+	names      []string  // metric name per column, snapshot order
+	scales     []float64 // the scale gather applies per column
+	rowValues  []string  // row-major label values, len(labelNames) per row
 	numRows    int
 
 	rowOrder []int32 // rowRank -> row
@@ -46,6 +47,7 @@ func newLayout(s *snapshot.Snapshot) *layout {
 	}
 	for _, m := range s.Metrics() {
 		l.names = append(l.names, m.Name)
+		l.scales = append(l.scales, m.Scale)
 	}
 	for _, n := range l.labelNames {
 		if n < model.MetricNameLabel {
@@ -64,7 +66,7 @@ func newLayout(s *snapshot.Snapshot) *layout {
 // sameAs reports whether s has exactly the columns and rows of l, so that
 // its block can share l.
 func (l *layout) sameAs(s *snapshot.Snapshot) bool {
-	if s.NumRows() != l.numRows || !slices.Equal(s.LabelNames(), l.labelNames) || !l.sameNames(s) {
+	if s.NumRows() != l.numRows || !slices.Equal(s.LabelNames(), l.labelNames) || !l.sameColumns(s) {
 		return false
 	}
 	n := len(l.labelNames)
@@ -76,13 +78,14 @@ func (l *layout) sameAs(s *snapshot.Snapshot) bool {
 	return true
 }
 
-// sameNames reports whether s's columns have l's metric names.
-func (l *layout) sameNames(s *snapshot.Snapshot) bool {
+// sameColumns reports whether s's columns have l's metric names and scales
+// (encoded runs rely on the scales of their layout).
+func (l *layout) sameColumns(s *snapshot.Snapshot) bool {
 	if len(s.Metrics()) != len(l.names) {
 		return false
 	}
 	for i, m := range s.Metrics() {
-		if m.Name != l.names[i] {
+		if m.Name != l.names[i] || m.Scale != l.scales[i] {
 			return false
 		}
 	}
@@ -90,6 +93,9 @@ func (l *layout) sameNames(s *snapshot.Snapshot) bool {
 }
 
 func (l *layout) numSeries() int { return l.numRows * len(l.names) }
+
+// scaleOf is the scale of series id's column.
+func (l *layout) scaleOf(id int32) float64 { return l.scales[l.colOrder[int(id)/l.numRows]] }
 
 // rank orders the columns by metric name and the rows by label set.
 func (l *layout) rank() {

@@ -16,10 +16,10 @@ import (
 // storage loaded with the fixture as a promqltest script (stale markers where
 // a switch went missing), and over the history. The answers must agree at
 // every evaluation time, so staleness, lookback and extrapolation behave as
-// in Prometheus.
+// in Prometheus. The history is plain, then with its old blocks encoded in
+// runs of one, two and four snapshots.
 func TestSameAsPrometheus(t *testing.T) {
 	prom := promqltest.LoadedStorage(t, fixturePromQL)
-	ours := fixtureHistory(t).Queryable()
 	engine := New(nil, nil, Options{}).engine
 	queries := []string{
 		"fabric_switch_transmit_bytes_total",
@@ -41,18 +41,28 @@ func TestSameAsPrometheus(t *testing.T) {
 		"fabric_switch_transmit_bytes_total offset 10s",
 		"timestamp(fabric_switch_transmit_bytes_total)",
 	}
-	for _, qs := range queries {
-		for at := time.Duration(0); at <= 70*time.Second; at += 5 * time.Second {
-			want := evalInstant(t, engine, prom, qs, at)
-			got := evalInstant(t, engine, ours, qs, at)
-			if !sameVector(got, want) {
-				t.Errorf("%s at t0+%s:\n got  %v\n want %v", qs, at, got, want)
-			}
+	for _, runBlocks := range []int{0, 1, 2, 4} {
+		h := withCompression(NewHistory(time.Hour), compression{runBlocks: runBlocks, spread: 1, minRun: 1, minBatch: 1})
+		for k := range 6 {
+			h.Append(fixtureSnapshot(t, k))
 		}
-		want := evalRange(t, engine, prom, qs)
-		got := evalRange(t, engine, ours, qs)
-		if !sameMatrix(got, want) {
-			t.Errorf("%s over t0..t0+70s:\n got  %v\n want %v", qs, got, want)
+		if st := h.Load().stats(); (st.encodedSamples > 0) != (runBlocks > 0) {
+			t.Fatalf("runs of %d: %+v", runBlocks, st)
+		}
+		ours := h.Queryable()
+		for _, qs := range queries {
+			for at := time.Duration(0); at <= 70*time.Second; at += 5 * time.Second {
+				want := evalInstant(t, engine, prom, qs, at)
+				got := evalInstant(t, engine, ours, qs, at)
+				if !sameVector(got, want) {
+					t.Errorf("runs of %d: %s at t0+%s:\n got  %v\n want %v", runBlocks, qs, at, got, want)
+				}
+			}
+			want := evalRange(t, engine, prom, qs)
+			got := evalRange(t, engine, ours, qs)
+			if !sameMatrix(got, want) {
+				t.Errorf("runs of %d: %s over t0..t0+70s:\n got  %v\n want %v", runBlocks, qs, got, want)
+			}
 		}
 	}
 }

@@ -55,19 +55,27 @@ type seriesRef struct {
 	ids  []int32
 }
 
-// value returns the series' sample in block i, if it has one.
-func (s *selection) value(ids []int32, i int) (float64, bool) {
+// cell returns the series' sample in block i, if it has one. dec reads
+// encoded blocks; it is fastest when one series is read forward in time.
+func (s *selection) cell(ids []int32, i int, dec *decoder) (float64, bool) {
 	id := ids[s.layoutOf[i]]
 	if id < 0 {
 		return 0, false
 	}
-	v := s.blocks[i].values[id]
+	b := s.blocks[i]
+	var v float64
+	if b.values != nil {
+		v = b.values[id]
+	} else {
+		v = dec.at(b.enc, b.lay, id, b.idx)
+	}
 	return v, !isAbsent(v)
 }
 
 func (s *selection) hasSamples(ids []int32) bool {
+	var dec decoder
 	for i := range s.blocks {
-		if _, ok := s.value(ids, i); ok {
+		if _, ok := s.cell(ids, i, &dec); ok {
 			return true
 		}
 	}
@@ -225,26 +233,51 @@ func (q *querier) eachValue(li int, name string, f func(string) bool) {
 // answers at the first cell looked at.
 func (s *selection) anySample(li int, cols, rows []int32) bool {
 	lay := s.layouts[li]
-	for i, b := range s.blocks {
+	var dec decoder
+	for i := 0; i < len(s.blocks); i++ {
 		if s.layoutOf[i] != li {
 			continue
 		}
-		for c := range len(lay.names) {
-			if cols != nil && !slices.Contains(cols, int32(c)) {
-				continue
+		b := s.blocks[i]
+		if b.values != nil {
+			if lay.anySeries(cols, rows, func(id int32) bool { return !isAbsent(b.values[id]) }) {
+				return true
 			}
-			if rows == nil {
-				for _, v := range b.values[c*lay.numRows : (c+1)*lay.numRows] {
-					if !isAbsent(v) {
-						return true
-					}
-				}
-				continue
-			}
-			for _, r := range rows {
-				if !isAbsent(b.values[c*lay.numRows+int(r)]) {
+			continue
+		}
+		// The blocks of b's run in the selection, i to j-1, at once.
+		j := i + 1
+		for j < len(s.blocks) && s.blocks[j].enc == b.enc {
+			j++
+		}
+		lo, hi := b.idx, s.blocks[j-1].idx
+		if lay.anySeries(cols, rows, func(id int32) bool { return dec.anyIn(b.enc, lay, id, lo, hi) }) {
+			return true
+		}
+		i = j - 1
+	}
+	return false
+}
+
+// anySeries reports whether f is true for a series in the given column
+// ranks (nil: all) and row ranks (nil: all), calling it until it is.
+func (l *layout) anySeries(cols, rows []int32, f func(id int32) bool) bool {
+	for c := range len(l.names) {
+		if cols != nil && !slices.Contains(cols, int32(c)) {
+			continue
+		}
+		base := int32(c * l.numRows)
+		if rows == nil {
+			for r := range int32(l.numRows) {
+				if f(base + r) {
 					return true
 				}
+			}
+			continue
+		}
+		for _, r := range rows {
+			if f(base + r) {
+				return true
 			}
 		}
 	}

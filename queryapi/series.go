@@ -35,7 +35,7 @@ func (s *seriesRef) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
 	if !ok {
 		si = &sampleIterator{}
 	}
-	*si = sampleIterator{sel: s.sel, ids: s.ids, i: -1}
+	*si = sampleIterator{sel: s.sel, ids: s.ids, i: -1, dec: si.dec}
 	return si
 }
 
@@ -51,12 +51,13 @@ type sampleIterator struct {
 	t    int64
 	v    float64
 	live bool // the series had a sample in block i (so a gap is a new staleness)
+	dec  decoder
 }
 
 func (it *sampleIterator) Next() chunkenc.ValueType {
 	for it.i+1 < len(it.sel.blocks) {
 		it.i++
-		v, ok := it.sel.value(it.ids, it.i)
+		v, ok := it.sel.cell(it.ids, it.i, &it.dec)
 		switch {
 		case ok:
 			it.t, it.v, it.live = it.sel.blocks[it.i].t, v, true
@@ -93,7 +94,7 @@ func (it *sampleIterator) Seek(t int64) chunkenc.ValueType {
 		}
 	}
 	if lo > 0 && lo-1 > it.i {
-		_, it.live = it.sel.value(it.ids, lo-1)
+		_, it.live = it.sel.cell(it.ids, lo-1, &it.dec)
 	}
 	it.i = lo - 1
 	return it.Next()
