@@ -76,6 +76,13 @@ bench:
 bench-short:
 	cd tools && $(GO) run ./benchtable -root .. -out bench-short.out -short
 
+## soak: the real simulator in FLAKY mode and the real aggregator under
+## readers and scrapers of every endpoint for SOAKTIME (not in make test);
+## prints what it held: requests, faults injected, polls rejected, memory,
+## goroutines, errors. Built without -race: it measures the binary as shipped.
+soak:
+	SOAK_DURATION=$(SOAKTIME) $(GO) test -count=1 -timeout 0 -v -run '^TestSoak$$' ./e2e/
+
 ## generate: regenerate dashboards and other generated files
 generate:
 	$(GO) generate ./...

@@ -76,16 +76,28 @@ func raiseFDLimit(t testing.TB, need uint64) {
 
 // scrape reads the aggregator's /metrics into sample lines: the series
 // (name and labels, as written) → value.
-func scrape(agg *Process) (map[string]float64, error) {
-	r, err := TryDo(context.Background(), http.MethodGet, agg.URL+"/metrics")
+func scrape(agg *Process) (map[string]float64, error) { return scrapeWith(Client, agg) }
+
+// scrapeWith is scrape with another client.
+func scrapeWith(c *http.Client, agg *Process) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, agg.URL+"/metrics", nil)
 	if err != nil {
 		return nil, err
 	}
-	if r.Status != http.StatusOK {
-		return nil, fmt.Errorf("/metrics: %d", r.Status)
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics: %d", resp.StatusCode)
 	}
 	out := map[string]float64{}
-	for line := range strings.Lines(string(r.Body)) {
+	for line := range strings.Lines(string(body)) {
 		line = strings.TrimSpace(line)
 		if line == "" || line[0] == '#' {
 			continue
