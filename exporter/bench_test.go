@@ -80,13 +80,18 @@ type onlyReader struct{ io.Reader }
 // The fabric at scale: 2,000 switches × 64 ports, as a switch matrix source
 // and a per-port UFM Telemetry source with a fabric label make it. The view
 // has two parts: 2,000 rows × the matrix's 17 columns, and 128,000 port
-// rows × UFM's 14 counters (1,826,000 series in all).
+// rows × UFM's 14 counters (1,826,000 series in all). With -short (make
+// bench-short runs every benchmark once, so that none rots) 50 switches.
 const (
 	fabricSwitches = 2_000
 	fabricPorts    = 64
 )
 
 var fabricStore = sync.OnceValue(func() *snapshot.Store {
+	fabricSwitches := fabricSwitches
+	if testing.Short() {
+		fabricSwitches = 50
+	}
 	table := schema.Default()
 	var switchCols, portCols []string
 	for _, m := range table.Known() {
