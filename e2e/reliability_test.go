@@ -19,6 +19,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -89,10 +90,11 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 			}
 			answered := make(chan answer, 1)
 			sent := make(chan struct{})
+			var once sync.Once // a retried request is written twice
 			began := time.Now()
 			go func() {
 				ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
-					WroteRequest: func(httptrace.WroteRequestInfo) { close(sent) },
+					WroteRequest: func(httptrace.WroteRequestInfo) { once.Do(func() { close(sent) }) },
 				})
 				r, err := TryDo(ctx, http.MethodGet, fmt.Sprintf("%s/debug/pprof/profile?seconds=%d", agg.URL, int(profile.Seconds())))
 				answered <- answer{r.Status, r.Body, err}
