@@ -67,9 +67,10 @@ fuzz:
 
 ## bench: the benchmark suite (BENCHMARKS.md), one table: go test -bench in
 ## every package (raw output in bench.out, for benchstat) and the HTTP
-## figures under vegeta (tools/benchtable); BENCHCOUNT=5 repeats go test.
+## figures under vegeta (tools/benchtable); CPU profiles of the aggregator
+## under load in bench-profiles/; BENCHCOUNT=5 repeats go test.
 bench:
-	cd tools && $(GO) run ./benchtable -root .. -out bench.out -benchtime $(BENCHTIME) $(if $(BENCHCOUNT),-count $(BENCHCOUNT))
+	cd tools && $(GO) run ./benchtable -root .. -out bench.out -profile.dir bench-profiles -benchtime $(BENCHTIME) $(if $(BENCHCOUNT),-count $(BENCHCOUNT))
 
 ## bench-short: the same suite at tiny sizes for a few seconds, so that it
 ## cannot rot (in make test; timings are not asserted).

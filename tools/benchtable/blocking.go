@@ -65,6 +65,11 @@ func blockingRun(ctx context.Context, o options, rate float64, log io.Writer) (*
 			f.byKey(mode, ingesting, r)
 		}
 	}
+	if o.profileDir != "" {
+		if err := profileUnderLoad(ctx, o, log, src.url, "1s", query, rate, "aggregator-reingesting.cpu.prof"); err != nil {
+			return nil, err
+		}
+	}
 	return f, nil
 }
 

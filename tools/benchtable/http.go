@@ -170,6 +170,11 @@ func httpFiguresRun(ctx context.Context, o options, log io.Writer) (*httpFigures
 			*t.max = max(*t.max, m.Throughput)
 		}
 	}
+	if o.profileDir != "" {
+		if err := profileUnderLoad(ctx, o, log, src.url, "10s", aggURL[len("http://"+agg.addr):], 0, "aggregator-getmetric-max.cpu.prof"); err != nil {
+			return nil, err
+		}
+	}
 	f.halfRate = f.bareMax / 2
 	for r := range o.rounds {
 		for i := range 2 {
@@ -227,6 +232,36 @@ func behind(rate, sent float64) string {
 		return ""
 	}
 	return fmt.Sprintf("; only %.0f req/s sent", sent)
+}
+
+// profileUnderLoad starts an aggregator with pprof on, loads it with
+// GetMetric (path) at rate (0: the maximum with o.workers workers) and
+// writes a 5-second CPU profile of it to o.profileDir/file. Not measured.
+func profileUnderLoad(ctx context.Context, o options, log io.Writer, source, interval, path string, rate float64, file string) error {
+	srv, err := startServer(ctx, log, "-mode", "aggregator", "-source", source, "-interval", interval, "-pprof")
+	if err != nil {
+		return err
+	}
+	defer srv.stop(nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := attack("http://"+srv.addr+path, rate, o.workers, 7*time.Second)
+		done <- err
+	}()
+	time.Sleep(time.Second)
+	prof, err := get("http://" + srv.addr + "/debug/pprof/profile?seconds=5")
+	if aerr := <-done; err == nil {
+		err = aerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.profileDir, 0o755); err != nil {
+		return err
+	}
+	out := filepath.Join(o.profileDir, file)
+	fmt.Fprintln(log, "CPU profile:", out)
+	return os.WriteFile(out, prof, 0o644)
 }
 
 // server is a serve child that is serving.

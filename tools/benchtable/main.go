@@ -77,6 +77,7 @@ func run(args []string) int {
 	fs.Float64Var(&o.blockRate, "blocking.rate", 0, "requests per second of the zero-blocking runs (0: a tenth of the bare server's maximum, a load that leaves the cores room for ingestion)")
 	fs.IntVar(&o.fabricSwitches, "fabric.switches", 2000, "switches of the per-port fabric")
 	fs.IntVar(&o.fabricPorts, "fabric.ports", 64, "ports per switch of the per-port fabric")
+	fs.StringVar(&o.profileDir, "profile.dir", "", "if set, after the measured runs take CPU profiles of the aggregator (pprof) under the maximum GetMetric load and while re-ingesting the fabric, into this directory")
 	fs.StringVar(&o.skip, "skip", "", "comma-separated steps to leave out: gotest, http, blocking, growth")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -95,6 +96,9 @@ func run(args []string) int {
 		return 2
 	}
 	o.root = root
+	if o.profileDir != "" && !filepath.IsAbs(o.profileDir) {
+		o.profileDir = filepath.Join(root, o.profileDir)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := suite(ctx, o, os.Stdout, os.Stderr); err != nil {
@@ -106,6 +110,7 @@ func run(args []string) int {
 
 type options struct {
 	root, out, markdown, bench, benchtime, pkgs, skip string
+	profileDir                                        string
 	count, workers, rounds                            int
 	reuse, short                                      bool
 	maxDur, latDur, blockDur                          time.Duration

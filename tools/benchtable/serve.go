@@ -57,6 +57,7 @@ func serveMain(args []string) int {
 	source := fs.String("source", "", "CSV source URL")
 	interval := fs.Duration("interval", 0, "poll interval; 0 polls once and then stays idle")
 	bodyFile := fs.String("body", "", "bare: file holding the constant answer")
+	pprof := fs.Bool("pprof", false, "aggregator: serve /debug/pprof/ (--web.enable-pprof)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -72,7 +73,7 @@ func serveMain(args []string) int {
 	case "bare":
 		err = serveBare(ctx, *bodyFile)
 	case "aggregator":
-		err = serveAggregator(ctx, *source, *interval, &cyc)
+		err = serveAggregator(ctx, *source, *interval, *pprof, &cyc)
 	case "rcu", "rwmutex":
 		err = serveREST(ctx, *mode, *source, *interval, &cyc)
 	default:
@@ -160,7 +161,7 @@ func serveUntil(ctx context.Context, srv *http.Server, l net.Listener) error {
 
 // serveAggregator runs the aggregator as cmd/telemetry-aggregator does, on
 // a free loopback port, polling source every interval (or once).
-func serveAggregator(ctx context.Context, source string, interval time.Duration, cyc *cycleStats) error {
+func serveAggregator(ctx context.Context, source string, interval time.Duration, pprof bool, cyc *cycleStats) error {
 	if interval <= 0 {
 		interval = 24 * time.Hour // the first poll runs at once, the next never
 	}
@@ -171,6 +172,7 @@ func serveAggregator(ctx context.Context, source string, interval time.Duration,
 			Interval: model.Duration(interval), Timeout: model.Duration(time.Minute), MaxBytes: 1 << 30,
 		}},
 		MaxStaleness: 24 * time.Hour,
+		EnablePprof:  pprof,
 		Logger:       slog.New(slog.DiscardHandler),
 	})
 	if err != nil {
