@@ -63,12 +63,14 @@ type Aggregator struct {
 	exp     *exporter.Exporter
 	// mu serialises the writers of several sources while they merge their
 	// parts into the next view. Readers never take it.
-	mu        sync.Mutex
-	merged    [2]*snapshot.Snapshot // the last switch-level and per-port merges
-	dropped   [2]int                // rows the merges dropped, logged when it changes
-	onPublish []func(*snapshot.View)
-	observers []func(ingest.Cycle)
-	now       func() time.Time
+	mu     sync.Mutex
+	merged [2]*snapshot.Snapshot // the last switch-level and per-port merges
+	// mergedFrom are the parts each merge was made of.
+	mergedFrom [2][]*snapshot.Snapshot
+	dropped    [2]int // rows the merges dropped, logged when it changes
+	onPublish  []func(*snapshot.View)
+	observers  []func(ingest.Cycle)
+	now        func() time.Time
 }
 
 // New builds the aggregator; nothing runs until Run.

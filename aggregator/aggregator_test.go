@@ -287,3 +287,32 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// TestMergeViewKeepsTheOtherKind: a poll of a switch-level source leaves
+// the per-port merge as it was, so the caches built on it (the rendered
+// exposition) survive.
+func TestMergeViewKeepsTheOtherKind(t *testing.T) {
+	ports1, ports2 := newFakeSource(t, 2, 2, 1), newFakeSource(t, 2, 2, 2)
+	core := newFakeSource(t, 2, 0, 3)
+	a := &Aggregator{cfg: Config{Logger: testLogger(t)}}
+	for i, f := range []*fakeSource{ports1, ports2, core} {
+		labelled, err := f.expected(t).WithLabels([]string{"fabric"}, []string{fmt.Sprint(i)}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.sources = append(a.sources, &source{part: labelled})
+	}
+	first := a.mergeView()
+	core.advance()
+	a.sources[2].part = core.expected(t)
+	second := a.mergeView()
+	if len(first.Parts()) != 2 || len(second.Parts()) != 2 {
+		t.Fatalf("views have %d and %d parts, want 2", len(first.Parts()), len(second.Parts()))
+	}
+	if first.Parts()[0] == second.Parts()[0] {
+		t.Error("the switch-level part was not merged again after its source polled")
+	}
+	if first.Parts()[1] != second.Parts()[1] {
+		t.Error("a switch-level poll merged the per-port part again")
+	}
+}

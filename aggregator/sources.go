@@ -105,6 +105,10 @@ func (a *Aggregator) mergeView() *snapshot.View {
 		groups[kind] = append(groups[kind], src.part)
 	}
 	for kind, parts := range groups {
+		if slices.Equal(parts, a.mergedFrom[kind]) {
+			continue // the other kind's poll: this merge is still right, and its caches with it
+		}
+		a.mergedFrom[kind] = parts
 		if len(parts) == 0 {
 			a.merged[kind] = nil
 			continue
