@@ -316,3 +316,24 @@ func TestMergeViewKeepsTheOtherKind(t *testing.T) {
 		t.Error("a switch-level poll merged the per-port part again")
 	}
 }
+
+// TestMethodNotAllowedSaysWhatIs: a 405's Allow header lists the methods
+// of the path asked for.
+func TestMethodNotAllowedSaysWhatIs(t *testing.T) {
+	a, err := New(Config{Sources: []config.Source{sourceConfig("default", "http://127.0.0.1:1/counters", nil)}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{
+		"/metrics":               "GET, HEAD",
+		"/api/v1/query?query=1":  "GET, POST",
+		"/telemetry/ListMetrics": "GET, HEAD",
+		"/api/v1/labels":         "GET, POST",
+	} {
+		rec := httptest.NewRecorder()
+		a.Router().ServeHTTP(rec, httptest.NewRequest("PUT", path, nil))
+		if rec.Code != 405 || rec.Header().Get("Allow") != want {
+			t.Errorf("PUT %s: %d, Allow %q; want 405, Allow %q", path, rec.Code, rec.Header().Get("Allow"), want)
+		}
+	}
+}

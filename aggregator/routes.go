@@ -1,9 +1,12 @@
 package aggregator
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -18,7 +21,7 @@ func (a *Aggregator) routes() {
 		restapi.WriteError(w, http.StatusNotFound, "no such endpoint: "+req.URL.Path)
 	})
 	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", a.allowedMethods(req))
 		restapi.WriteError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed on "+req.URL.Path)
 	})
 	restapi.New(a.store, a.shortestInterval(), a.now).Register(r)
@@ -104,4 +107,23 @@ func (a *Aggregator) pprofRoutes() {
 	r.HandleFunc("/debug/pprof/symbol", pprof.Symbol).Methods(http.MethodGet)
 	r.HandleFunc("/debug/pprof/trace", pprof.Trace).Methods(http.MethodGet)
 	r.PathPrefix("/debug/pprof/").HandlerFunc(pprof.Index).Methods(http.MethodGet)
+}
+
+// allowedMethods lists the methods the routes of req's path take, for the
+// Allow header of a 405 (the PromQL endpoints take POST too).
+func (a *Aggregator) allowedMethods(req *http.Request) string {
+	var methods []string
+	_ = a.router.Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		var m mux.RouteMatch
+		if route.Match(req, &m) || errors.Is(m.MatchErr, mux.ErrMethodMismatch) {
+			ms, _ := route.GetMethods()
+			for _, method := range ms {
+				if !slices.Contains(methods, method) {
+					methods = append(methods, method)
+				}
+			}
+		}
+		return nil
+	})
+	return strings.Join(methods, ", ")
 }
