@@ -3,14 +3,18 @@ package queryapi
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/prometheus/promql"
+	"github.com/prometheus/prometheus/storage"
 
+	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/schema"
+	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -35,9 +39,10 @@ func benchSnapshot(tb testing.TB, n, k int, cols []string, prev *snapshot.Snapsh
 	return s
 }
 
-// benchHistory holds snapshots k = 0..snaps-1 of n switches.
-func benchHistory(tb testing.TB, n, snaps int, cols []string) (*History, *snapshot.Snapshot) {
-	h := NewHistory(time.Hour)
+// benchHistory holds snapshots k = 0..snaps-1 of n switches, encoded as c
+// says.
+func benchHistory(tb testing.TB, n, snaps int, cols []string, c compression) (*History, *snapshot.Snapshot) {
+	h := withCompression(NewHistory(time.Hour), c)
 	var s *snapshot.Snapshot
 	for k := range snaps {
 		s = benchSnapshot(tb, n, k, cols, s)
@@ -65,13 +70,12 @@ var (
 // bench100k is 100,000 switches (one transmit_bytes series each) × 6
 // snapshots, shared by the query benchmarks.
 func bench100k(b *testing.B) *History {
-	benchOnce.Do(func() { benchH, benchLast = benchHistory(b, 100_000, 6, []string{"Tx_Bytes"}) })
+	benchOnce.Do(func() { benchH, benchLast = benchHistory(b, 100_000, 6, []string{"Tx_Bytes"}, defaultCompression) })
 	return benchH
 }
 
-func runQuery(b *testing.B, ng *promql.Engine, q queryable, qs string, want int) {
+func runQuery(b *testing.B, ng *promql.Engine, q storage.Queryable, qs string, at time.Time, want int) {
 	b.Helper()
-	at := t0.Add(50 * time.Second)
 	for b.Loop() {
 		qry, err := ng.NewInstantQuery(context.Background(), q, nil, qs, at)
 		if err != nil {
@@ -89,23 +93,70 @@ func runQuery(b *testing.B, ng *promql.Engine, q queryable, qs string, want int)
 // a scan of every series' labels, at 100k series.
 func BenchmarkSelective(b *testing.B) {
 	h := bench100k(b)
-	ng := New([]*History{h}, nil, Options{}).engine
+	ng := New(nil, nil, Options{}).engine
 	const qs = `fabric_switch_transmit_bytes_total{switch_id="SW-050000"}`
-	b.Run("index", func(b *testing.B) { runQuery(b, ng, queryable{h: h}, qs, 1) })
-	b.Run("fullscan", func(b *testing.B) { runQuery(b, ng, queryable{h: h, fullScan: true}, qs, 1) })
+	at := t0.Add(50 * time.Second)
+	b.Run("index", func(b *testing.B) { runQuery(b, ng, queryable{h: h}, qs, at, 1) })
+	b.Run("fullscan", func(b *testing.B) { runQuery(b, ng, queryable{h: h, fullScan: true}, qs, at, 1) })
 }
 
-// BenchmarkTopkRate is the dashboard's heaviest panel: 100k series × 6
-// snapshots.
+// BenchmarkTopkRate is the dashboard's heaviest panel, topk(10, rate[1m]):
+//
+//	switches-100k/one-source    100k series × 6 snapshots in one history
+//	switches-100k/two-sources   the same series (labelled fabric="a" and
+//	                            "b") from two histories of 50k: the union's
+//	                            merge against one-source (also labelled)
+//	ports-2000x64/plain         the simulator's per-port fabric (128k
+//	                            series), 12 polls, at the 11th
+//	ports-2000x64/encoded       the same with polls 1-11 in one encoded run:
+//	                            the window is all encoded, and the seek to
+//	                            its start decodes from the run's start
 func BenchmarkTopkRate(b *testing.B) {
-	h := bench100k(b)
-	ng := New([]*History{h}, nil, Options{}).engine
-	runQuery(b, ng, queryable{h: h}, "topk(10, rate(fabric_switch_transmit_bytes_total[1m]))", 10)
+	ng := New(nil, nil, Options{}).engine
+	b.Run("switches-100k", func(b *testing.B) {
+		const qs = "topk(10, rate(fabric_switch_transmit_bytes_total[1m]))"
+		at := t0.Add(50 * time.Second)
+		labelled := func(n int, fabrics ...string) []*History {
+			var hs []*History
+			for _, f := range fabrics {
+				h := NewHistory(time.Hour)
+				var s *snapshot.Snapshot
+				for k := range 6 {
+					s = benchSnapshot(b, n, k, []string{"Tx_Bytes"}, s)
+					h.Append(withFabric(b, s, f))
+				}
+				hs = append(hs, h)
+			}
+			return hs
+		}
+		b.Run("one-source", func(b *testing.B) { runQuery(b, ng, Union(labelled(100_000, "a")...), qs, at, 10) })
+		b.Run("two-sources", func(b *testing.B) { runQuery(b, ng, Union(labelled(50_000, "a", "b")...), qs, at, 10) })
+	})
+	b.Run("ports-2000x64", func(b *testing.B) {
+		const qs = "topk(10, rate(fabric_port_transmit_bytes_total[1m]))"
+		cfg := simulator.Config{Switches: 2000, Ports: 64, Seed: 1, IncidentRate: 0.002}
+		snaps := simSnapshots(b, cfg, simT0, 12)
+		at := simT0.Add(10 * step)
+		for _, c := range []struct {
+			name string
+			comp compression
+		}{
+			{"plain", compression{}},
+			{"encoded", compression{runBlocks: 11, spread: 1, minRun: 1, minBatch: 1}},
+		} {
+			h := withCompression(NewHistory(time.Hour), c.comp)
+			for _, s := range snaps {
+				h.Append(s)
+			}
+			b.Run(c.name, func(b *testing.B) { runQuery(b, ng, h.Queryable(), qs, at, 10) })
+		}
+	})
 }
 
-// BenchmarkHistoryBytesPerSample measures the heap a history keeps per
-// stored sample: 10,000 switches × every switch column, over 6 snapshots
-// and over 60 (10 minutes at a 10s poll), layout and index included.
+// BenchmarkHistoryBytesPerSample measures the heap a history's head keeps
+// per stored sample (plain values, no encoding): 10,000 switches × every
+// switch column, over 6 snapshots and over 60 (10 minutes at a 10s poll),
+// layout and index included.
 func BenchmarkHistoryBytesPerSample(b *testing.B) {
 	cols := allColumns()
 	const switches = 10_000
@@ -122,7 +173,7 @@ func BenchmarkHistoryBytesPerSample(b *testing.B) {
 			var perSample float64
 			for b.Loop() {
 				before := heapInUse()
-				h := NewHistory(time.Hour)
+				h := withCompression(NewHistory(time.Hour), compression{})
 				for _, s := range snaps[:n] {
 					h.Append(s)
 				}
@@ -135,9 +186,148 @@ func BenchmarkHistoryBytesPerSample(b *testing.B) {
 	}
 }
 
+// BenchmarkHistoryEncoded appends an hour of the simulator's polls (360 at
+// 10s; seed 1, the demo's incident rate) to a history with the default
+// compression, as the aggregator does, and reports:
+//
+//	encoded-B/sample  bytes per sample of the encoded runs
+//	xor-B/sample      the same runs as Prometheus XOR chunks (chunkenc,
+//	                  timestamps as cell indexes), for comparison
+//	head-B/sample     bytes per sample of the head's plain values
+//	heap-MB           the heap the history holds at the end (after GC)
+//	heap-B/sample     that over every sample in the history
+//	plain-MB          what the history would hold with no encoding (8 bytes
+//	                  a sample, the head's rate)
+//	append-ms, append-max-ms  mean and slowest Append, encoding included
+//
+// ports-2000x64 is the per-port fabric (128k rows × 17 columns, 2.2M series
+// per poll); it takes about a minute per iteration and 3 GB: run it with
+// -benchtime=1x.
+func BenchmarkHistoryEncoded(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		cfg  simulator.Config
+	}{
+		{"switches-50", simulator.Config{Switches: 50, Seed: 1, IncidentRate: 0.002}},
+		{"ports-2000x64", simulator.Config{Switches: 2000, Ports: 64, Seed: 1, IncidentRate: 0.002}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			for b.Loop() {
+				benchEncoded(b, tc.cfg, 360)
+			}
+		})
+	}
+}
+
+func benchEncoded(b *testing.B, cfg simulator.Config, polls int) {
+	sim, err := simulator.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := ingest.NewParser(schema.Default())
+	parse := func(k int) *snapshot.Snapshot {
+		at := simT0.Add(time.Duration(k) * step)
+		sim.Tick(at)
+		s, err := p.Parse(sim.Body(), at)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return s
+	}
+	s := parse(0)
+	before := heapInUse()
+	h := NewHistory(time.Hour)
+	var total, slowest time.Duration
+	for k := range polls {
+		if k > 0 {
+			s = parse(k)
+		}
+		start := time.Now()
+		h.Append(s)
+		d := time.Since(start)
+		total += d
+		slowest = max(slowest, d)
+	}
+	s = nil
+	heap := float64(heapInUse() - before)
+	v := h.Load()
+	st := v.stats()
+	b.ReportMetric(float64(st.encodedBytes)/float64(st.encodedSamples), "encoded-B/sample")
+	b.ReportMetric(xorBytesPerSample(v, 2), "xor-B/sample")
+	b.ReportMetric(float64(st.plainBytes)/float64(st.plainSamples), "head-B/sample")
+	b.ReportMetric(heap/1e6, "heap-MB")
+	b.ReportMetric(heap/float64(v.Samples()), "heap-B/sample")
+	b.ReportMetric(float64(8*v.Samples())/1e6, "plain-MB")
+	b.ReportMetric(float64(total.Milliseconds())/float64(polls), "append-ms")
+	b.ReportMetric(float64(slowest.Milliseconds()), "append-max-ms")
+	runtime.KeepAlive(h)
+}
+
+// xorBytesPerSample re-encodes the first runs of v as XOR chunks.
+func xorBytesPerSample(v *View, runs int) float64 {
+	var last *encoded
+	var bytes, samples int
+	var dec decoder
+	for _, b := range v.blocks {
+		if b.enc == nil || b.enc == last {
+			continue
+		}
+		if last = b.enc; runs == 0 {
+			break
+		}
+		runs--
+		cells := make([]float64, b.enc.cells)
+		for id := range int32(b.lay.numSeries()) {
+			for i := range cells {
+				cells[i] = dec.at(b.enc, b.lay, id, i)
+			}
+			bytes += len(encodeXOR(nil, cells)) + 4 // with its offset, as a run stores it
+			samples += len(cells)
+		}
+	}
+	return float64(bytes) / float64(samples)
+}
+
 func heapInUse() uint64 {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// BenchmarkEncodeRun encodes one run (60 polls) of the simulator's per-port
+// fabric at 200 switches × 64 ports (218k series), the work compress spreads
+// over 15 appends, and decodes it again.
+func BenchmarkEncodeRun(b *testing.B) {
+	cfg := simulator.Config{Switches: 200, Ports: 64, Seed: 1, IncidentRate: 0.002}
+	h := withCompression(NewHistory(time.Hour), compression{})
+	for _, s := range simSnapshots(b, cfg, simT0, defaultCompression.runBlocks) {
+		h.Append(s)
+	}
+	blocks := h.Load().blocks
+	cells := float64(len(blocks) * blocks[0].lay.numSeries())
+	p := newPendingRun(blocks, 0)
+	p.encode(math.MaxInt)
+	r := p.finish()
+	b.Run("encode", func(b *testing.B) {
+		for b.Loop() {
+			p := newPendingRun(blocks, len(r.data)*21/20) // sized from the last run, as compress does
+			p.encode(math.MaxInt)
+			r = p.finish()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/cells, "ns/cell")
+		b.ReportMetric(float64(r.bytes())/cells, "B/cell")
+	})
+	b.Run("decode", func(b *testing.B) {
+		var dec decoder
+		lay := blocks[0].lay
+		for b.Loop() {
+			for id := range int32(lay.numSeries()) {
+				for i := range len(blocks) {
+					dec.at(r, lay, id, i)
+				}
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/cells, "ns/cell")
+	})
 }

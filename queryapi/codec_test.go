@@ -9,7 +9,8 @@ import (
 // oneSeries is a run of one series in a one-column layout with the scale.
 func oneSeries(cells []float64, scale float64) (*encoded, *layout) {
 	lay := &layout{names: []string{"x"}, scales: []float64{scale}, colOrder: []int32{0}, numRows: 1}
-	data, _ := encodeSeries(nil, cells, scale, nil)
+	var e encoder
+	data := e.encode(nil, cells, scale)
 	return &encoded{cells: len(cells), data: data, offs: []uint32{0, uint32(len(data))}}, lay
 }
 

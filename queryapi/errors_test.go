@@ -35,6 +35,11 @@ func TestErrors(t *testing.T) {
 		{"end before start", Options{}, "/api/v1/query_range", []string{"query", "1", "start", "10", "end", "5", "step", "1"}, 400, "bad_data", "end timestamp must not be before start time"},
 		{"zero step", Options{}, "/api/v1/query_range", []string{"query", "1", "start", "0", "end", "10", "step", "0"}, 400, "bad_data", "zero or negative"},
 		{"too many points", Options{}, "/api/v1/query_range", []string{"query", "1", "start", "0", "end", "11001", "step", "1"}, 400, "bad_data", "11,000 points"},
+		// FuzzQuery's finding: the engine would run this for seconds past
+		// the timeout.
+		{"subquery resolution", Options{Timeout: 100 * time.Millisecond}, "/api/v1/query", []string{"query", "max_over_time(fabric_switch_temperature_celsius[10d:1ms])"}, 400, "bad_data", "points per timeseries in subquery"},
+		{"nested subquery resolution", Options{}, "/api/v1/query_range", []string{"query", "max_over_time(max_over_time(rate(fabric_switch_transmit_bytes_total[1m])[1h:10s])[4h:1s])", "start", "0", "end", "60", "step", "10"}, 400, "bad_data", "in subquery"},
+		{"default subquery step", Options{}, "/api/v1/query", []string{"query", "max_over_time(fabric_switch_temperature_celsius[8d:])"}, 400, "bad_data", "in subquery"},
 		{"series without match", Options{}, "/api/v1/series", nil, 400, "bad_data", "no match[] parameter provided"},
 		{"series matching everything", Options{}, "/api/v1/series", []string{"match[]", `{switch_id=~".*"}`}, 400, "bad_data", "non-empty matcher"},
 		{"bad matcher", Options{}, "/api/v1/labels", []string{"match[]", "{"}, 400, "bad_data", `invalid parameter "match[]"`},

@@ -39,6 +39,8 @@ type History struct {
 	comp    compression
 	cutFrom int64
 	pending *pendingRun
+	// cellBytes is the last run's size per cell, to size the next.
+	cellBytes float64
 }
 
 // compression says when and how fast a history encodes its blocks.
@@ -152,6 +154,7 @@ func (h *History) compress(blocks []*block) {
 	if r == nil {
 		return
 	}
+	h.cellBytes = float64(len(r.data)) / float64(r.cells*p.lay.numSeries())
 	// Both lists are in time order; blocks may have lost some of the run's
 	// to the retention since the cut.
 	j := 0
@@ -189,7 +192,7 @@ func (h *History) cut(blocks []*block) *pendingRun {
 		return nil // not yet runBlocks of them
 	}
 	h.cutFrom = blocks[j-1].t + 1
-	return newPendingRun(blocks[i:j])
+	return newPendingRun(blocks[i:j], int(h.cellBytes*1.05*float64((j-i)*lay.numSeries())))
 }
 
 // pendingRun is a run being encoded, by the writer alone, from plain blocks
@@ -201,16 +204,26 @@ type pendingRun struct {
 	data   []byte
 	offs   []uint32
 	failed bool // too large for 32-bit offsets: the blocks stay plain
+	tile   []float64
 	cells  []float64
-	ks     []int64
+	enc    encoder
 }
 
-func newPendingRun(blocks []*block) *pendingRun {
+// tileSeries is how many series encode reads from each block at a time:
+// reading a series across sixty blocks' arrays directly would touch sixty
+// cache lines per series.
+const tileSeries = 64
+
+// newPendingRun starts a run of blocks, with room for size bytes of
+// encodings (a guess from the last run, to spare regrowing and copying).
+func newPendingRun(blocks []*block, size int) *pendingRun {
 	lay := blocks[0].lay
 	return &pendingRun{
 		blocks: slices.Clone(blocks),
 		lay:    lay,
+		data:   make([]byte, 0, size),
 		offs:   make([]uint32, 0, lay.numSeries()+1),
+		tile:   make([]float64, len(blocks)*tileSeries),
 		cells:  make([]float64, len(blocks)),
 	}
 }
@@ -218,15 +231,21 @@ func newPendingRun(blocks []*block) *pendingRun {
 // encode encodes up to n more series and reports whether all are done.
 func (p *pendingRun) encode(n int) bool {
 	end := min(p.next+n, p.lay.numSeries())
-	for id := p.next; id < end; id++ {
+	for id0 := p.next; id0 < end; id0 += tileSeries {
+		w := min(tileSeries, end-id0)
 		for j, b := range p.blocks {
-			p.cells[j] = b.values[id]
+			copy(p.tile[j*tileSeries:j*tileSeries+w], b.values[id0:id0+w])
 		}
-		p.offs = append(p.offs, uint32(len(p.data)))
-		p.data, p.ks = encodeSeries(p.data, p.cells, p.lay.scaleOf(int32(id)), p.ks)
-		if len(p.data) > math.MaxUint32 {
-			p.failed = true
-			return true
+		for i := range w {
+			for j := range p.cells {
+				p.cells[j] = p.tile[j*tileSeries+i]
+			}
+			p.offs = append(p.offs, uint32(len(p.data)))
+			p.data = p.enc.encode(p.data, p.cells, p.lay.scaleOf(int32(id0+i)))
+			if len(p.data) > math.MaxUint32 {
+				p.failed = true
+				return true
+			}
 		}
 	}
 	p.next = end

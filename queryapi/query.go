@@ -44,6 +44,39 @@ func (a *API) query(r *http.Request) result {
 	return run(ctx, qry)
 }
 
+// errSubqueryResolution refuses a subquery with more steps than a range
+// query may have points. The engine checks the query's deadline between the
+// steps of an expression, not within the steps of a selector inside a
+// subquery, so `x[10d:1ms]` would run for seconds past --query.timeout
+// (found by FuzzQuery); Cortex refuses such subqueries the same way
+// (querier.max-subquery-steps).
+var errSubqueryResolution = errors.New("exceeded maximum resolution of 11,000 points per timeseries in subquery. Try increasing the step size of your subquery")
+
+// checkSubqueries returns errSubqueryResolution if a subquery of the
+// query's expression has more than maxPoints steps.
+func checkSubqueries(qry promql.Query) error {
+	stmt, ok := qry.Statement().(*parser.EvalStmt)
+	if !ok {
+		return nil
+	}
+	var err error
+	parser.Inspect(stmt.Expr, func(node parser.Node, _ []parser.Node) error {
+		sq, ok := node.(*parser.SubqueryExpr)
+		if !ok {
+			return nil
+		}
+		step := sq.Step
+		if step <= 0 {
+			step = subqueryStep
+		}
+		if sq.Range/step > maxPoints {
+			err = errSubqueryResolution
+		}
+		return err
+	})
+	return err
+}
+
 // queryRange evaluates a range query: query, start, end, step, timeout.
 func (a *API) queryRange(r *http.Request) result {
 	qs, apiErr := a.queryText(r)
@@ -71,6 +104,10 @@ func (a *API) queryRange(r *http.Request) result {
 }
 
 func run(ctx context.Context, qry promql.Query) result {
+	if err := checkSubqueries(qry); err != nil {
+		qry.Close()
+		return result{err: badData(err)}
+	}
 	res := qry.Exec(ctx)
 	if res.Err != nil {
 		qry.Close()
