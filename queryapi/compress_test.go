@@ -282,3 +282,24 @@ func identicalMatrices(a, b promql.Matrix) bool {
 		})
 	})
 }
+
+// Snapshots without metric columns have layouts without series; their runs
+// are empty and the next run is sized from a real one.
+func TestCompressWithoutSeries(t *testing.T) {
+	h := withCompression(NewHistory(time.Hour), compression{runBlocks: 2, spread: 1, minRun: 1, minBatch: 1})
+	for k := range 8 {
+		cols := fixtureColumns
+		if k < 4 {
+			cols = nil
+		}
+		h.Append(buildSnapshot(t, t0.Add(time.Duration(k)*step), cols, fixtureRow{"SW-01", map[string]float64{"Tx_Bytes": float64(k)}}))
+	}
+	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour), labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total"))
+	want := []sample{{ms(4 * step), 4}, {ms(5 * step), 5}, {ms(6 * step), 6}, {ms(7 * step), 7}}
+	if s := got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-01"}`]; !sameSamples(s, want) || len(got) != 1 {
+		t.Errorf("got %v", got)
+	}
+	if st := h.Load().stats(); st.runs < 2 {
+		t.Errorf("%+v", st)
+	}
+}

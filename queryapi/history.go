@@ -154,7 +154,9 @@ func (h *History) compress(blocks []*block) {
 	if r == nil {
 		return
 	}
-	h.cellBytes = float64(len(r.data)) / float64(r.cells*p.lay.numSeries())
+	if cells := r.cells * p.lay.numSeries(); cells > 0 {
+		h.cellBytes = float64(len(r.data)) / float64(cells)
+	}
 	// Both lists are in time order; blocks may have lost some of the run's
 	// to the retention since the cut.
 	j := 0
