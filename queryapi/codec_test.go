@@ -10,8 +10,9 @@ import (
 func oneSeries(cells []float64, scale float64) (*encoded, *layout) {
 	lay := &layout{names: []string{"x"}, scales: []float64{scale}, colOrder: []int32{0}, numRows: 1}
 	var e encoder
-	data := e.encode(nil, cells, scale)
-	return &encoded{cells: len(cells), data: data, offs: []uint32{0, uint32(len(data))}}, lay
+	b := e.encode(nil, cells, scale)
+	data := append(binary.AppendUvarint(nil, uint64(len(b))), b...)
+	return &encoded{cells: len(cells), data: data, offs: []uint32{0}}, lay
 }
 
 // checkRoundTrip decodes every cell forward, then at random places, and
@@ -41,7 +42,7 @@ func checkRoundTrip(t *testing.T, cells []float64, scale float64) byte {
 			}
 		}
 	}
-	return enc.data[0] & kindMask
+	return enc.series(0)[0] & kindMask
 }
 
 // scaledAll is what gather stores for source values under a scale.
@@ -71,7 +72,8 @@ func TestCodecRoundTrip(t *testing.T) {
 		{"constant NaN", []float64{math.NaN(), math.NaN()}, 1, kindConstRaw},
 		{"counter", []float64{1000, 1500, 2000, 2600, 3100, 3100, 3700}, 1, kindInt},
 		{"counter past 2^53", []float64{big, big + 8e12, big + 16e12, big + 24.5e12}, 1, kindInt},
-		{"counter with gaps", []float64{absent, 10, 20, absent, absent, 50, 60, absent}, 1, kindInt},
+		{"counter with gaps", []float64{absent, 10, 20, absent, absent, 50, 60, absent}, 1, kindIntLate},
+		{"counter with a gap", []float64{10, 20, absent, absent, 50, 60, absent}, 1, kindInt},
 		{"reset", []float64{5e12, 6e12, 100, 200}, 1, kindInt},
 		{"percent as ratio", scaledAll(0.01, 43.21, 50.12, 39.99, 1, 0, absent), 0.01, kindInt},
 		{"microseconds as seconds", scaledAll(1e-6, 2.5, 3.125, 10, 0.001), 1e-6, kindInt},
@@ -104,10 +106,10 @@ func TestCodecPicksPrediction(t *testing.T) {
 		counter[i] = 1e12 + float64(i)*123456789 + float64(i%3)
 		gauge[i] = 40 + float64(noise>>54)/1000
 	}
-	if enc, _ := oneSeries(counter, 1); enc.data[0]&dodFlag == 0 {
+	if enc, _ := oneSeries(counter, 1); enc.series(0)[0]&dodFlag == 0 {
 		t.Error("steady counter not encoded as delta of delta")
 	}
-	if enc, _ := oneSeries(gauge, 1); enc.data[0]&dodFlag != 0 {
+	if enc, _ := oneSeries(gauge, 1); enc.series(0)[0]&dodFlag != 0 {
 		t.Error("gauge encoded as delta of delta")
 	}
 	checkRoundTrip(t, counter, 1)

@@ -92,7 +92,7 @@ func TestCompressedSameAsPlain(t *testing.T) {
 	for _, c := range []compression{
 		{runBlocks: 6, spread: 2, minRun: 3, minBatch: 1},
 		{runBlocks: 11, spread: 1, minRun: 1, minBatch: 1},
-		defaultCompression, // no run before 60 blocks; then one
+		defaultCompression,
 	} {
 		t.Run(fmt.Sprintf("run%d-spread%d", c.runBlocks, c.spread), func(t *testing.T) {
 			plain := withCompression(NewHistory(retention), compression{})
@@ -105,7 +105,7 @@ func TestCompressedSameAsPlain(t *testing.T) {
 				}
 			}
 			st := enc.Load().stats()
-			if st.encodedSamples == 0 || st.runs < 2 && c.runBlocks < 60 {
+			if st.encodedSamples == 0 || st.runs < 2 && c.runBlocks < 30 {
 				t.Errorf("little was encoded: %+v", st)
 			}
 		})
@@ -129,7 +129,7 @@ func TestCompressedKinds(t *testing.T) {
 			kinds[b.enc.series(int32(id))[0]&kindMask]++
 		}
 	}
-	for _, k := range []byte{kindAbsent, kindConst, kindConstRaw, kindInt, kindXOR} {
+	for _, k := range []byte{kindAbsent, kindConst, kindConstRaw, kindInt, kindXOR, kindIntLate} {
 		if kinds[k] == 0 {
 			t.Errorf("no series of kind %d: %v", k, kinds)
 		}
