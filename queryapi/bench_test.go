@@ -67,10 +67,27 @@ var (
 	benchLast *snapshot.Snapshot
 )
 
+// Benchmark sizes: the issue's, or tiny ones with -short (the suite's
+// bench-short run, which only checks that the benchmarks still work).
+func benchSize(full, short int) int {
+	if testing.Short() {
+		return short
+	}
+	return full
+}
+
+// benchSwitches is bench100k's size, and benchMiddle the switch in its
+// middle that the selective benchmarks look up.
+func benchSwitches() int { return benchSize(100_000, 1_000) }
+
+func benchMiddle() string { return fmt.Sprintf("SW-%06d", benchSwitches()/2) }
+
 // bench100k is 100,000 switches (one transmit_bytes series each) × 6
 // snapshots, shared by the query benchmarks.
 func bench100k(b *testing.B) *History {
-	benchOnce.Do(func() { benchH, benchLast = benchHistory(b, 100_000, 6, []string{"Tx_Bytes"}, defaultCompression) })
+	benchOnce.Do(func() {
+		benchH, benchLast = benchHistory(b, benchSwitches(), 6, []string{"Tx_Bytes"}, defaultCompression)
+	})
 	return benchH
 }
 
@@ -94,7 +111,7 @@ func runQuery(b *testing.B, ng *promql.Engine, q storage.Queryable, qs string, a
 func BenchmarkSelective(b *testing.B) {
 	h := bench100k(b)
 	ng := New(nil, nil, Options{}).engine
-	const qs = `fabric_switch_transmit_bytes_total{switch_id="SW-050000"}`
+	qs := `fabric_switch_transmit_bytes_total{switch_id="` + benchMiddle() + `"}`
 	at := t0.Add(50 * time.Second)
 	b.Run("index", func(b *testing.B) { runQuery(b, ng, queryable{h: h}, qs, at, 1) })
 	b.Run("fullscan", func(b *testing.B) { runQuery(b, ng, queryable{h: h, fullScan: true}, qs, at, 1) })
@@ -129,12 +146,13 @@ func BenchmarkTopkRate(b *testing.B) {
 			}
 			return hs
 		}
-		b.Run("one-source", func(b *testing.B) { runQuery(b, ng, Union(labelled(100_000, "a")...), qs, at, 10) })
-		b.Run("two-sources", func(b *testing.B) { runQuery(b, ng, Union(labelled(50_000, "a", "b")...), qs, at, 10) })
+		n := benchSwitches()
+		b.Run("one-source", func(b *testing.B) { runQuery(b, ng, Union(labelled(n, "a")...), qs, at, 10) })
+		b.Run("two-sources", func(b *testing.B) { runQuery(b, ng, Union(labelled(n/2, "a", "b")...), qs, at, 10) })
 	})
 	b.Run("ports-2000x64", func(b *testing.B) {
 		const qs = "topk(10, rate(fabric_port_transmit_bytes_total[1m]))"
-		cfg := simulator.Config{Switches: 2000, Ports: 64, Seed: 1, IncidentRate: 0.002}
+		cfg := simulator.Config{Switches: benchSize(2000, 20), Ports: benchSize(64, 4), Seed: 1, IncidentRate: 0.002}
 		snaps := simSnapshots(b, cfg, simT0, 12)
 		at := simT0.Add(10 * step)
 		for _, c := range []struct {
@@ -159,7 +177,7 @@ func BenchmarkTopkRate(b *testing.B) {
 // layout and index included.
 func BenchmarkHistoryBytesPerSample(b *testing.B) {
 	cols := allColumns()
-	const switches = 10_000
+	switches := benchSize(10_000, 100)
 	snaps := make([]*snapshot.Snapshot, 60)
 	for k := range snaps {
 		var prev *snapshot.Snapshot
@@ -201,19 +219,21 @@ func BenchmarkHistoryBytesPerSample(b *testing.B) {
 //	append-ms, append-max-ms  mean and slowest Append, encoding included
 //
 // ports-2000x64 is the per-port fabric (128k rows × 17 columns, 2.2M series
-// per poll); it takes about a minute per iteration and 3 GB: run it with
-// -benchtime=1x.
+// per poll); its one iteration takes two to four minutes on two shared
+// cores, allocates about 40 GB in all (most of it the simulator's bodies and
+// their parses) and holds 2.5 GB at the end. With -short: 20 × 4 ports and
+// 40 polls.
 func BenchmarkHistoryEncoded(b *testing.B) {
 	for _, tc := range []struct {
 		name string
 		cfg  simulator.Config
 	}{
 		{"switches-50", simulator.Config{Switches: 50, Seed: 1, IncidentRate: 0.002}},
-		{"ports-2000x64", simulator.Config{Switches: 2000, Ports: 64, Seed: 1, IncidentRate: 0.002}},
+		{"ports-2000x64", simulator.Config{Switches: benchSize(2000, 20), Ports: benchSize(64, 4), Seed: 1, IncidentRate: 0.002}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				benchEncoded(b, tc.cfg, 360, defaultCompression)
+				benchEncoded(b, tc.cfg, benchSize(360, 40), defaultCompression)
 			}
 		})
 	}
@@ -258,8 +278,8 @@ func benchEncoded(b *testing.B, cfg simulator.Config, polls int, c compression) 
 	b.ReportMetric(heap/1e6, "heap-MB")
 	b.ReportMetric(heap/float64(v.Samples()), "heap-B/sample")
 	b.ReportMetric(float64(8*v.Samples())/1e6, "plain-MB")
-	b.ReportMetric(float64(total.Milliseconds())/float64(polls), "append-ms")
-	b.ReportMetric(float64(slowest.Milliseconds()), "append-max-ms")
+	b.ReportMetric(total.Seconds()*1e3/float64(polls), "append-ms")
+	b.ReportMetric(slowest.Seconds()*1e3, "append-max-ms")
 	runtime.KeepAlive(h)
 }
 
@@ -299,7 +319,7 @@ func heapInUse() uint64 {
 // fabric at 200 switches × 64 ports (218k series), the work compress spreads
 // over 15 appends, and decodes it again.
 func BenchmarkEncodeRun(b *testing.B) {
-	cfg := simulator.Config{Switches: 200, Ports: 64, Seed: 1, IncidentRate: 0.002}
+	cfg := simulator.Config{Switches: benchSize(200, 20), Ports: benchSize(64, 4), Seed: 1, IncidentRate: 0.002}
 	h := withCompression(NewHistory(time.Hour), compression{})
 	for _, s := range simSnapshots(b, cfg, simT0, defaultCompression.runBlocks) { // one run
 		h.Append(s)
