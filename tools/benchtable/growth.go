@@ -362,7 +362,7 @@ func growthRows(rs []growthResult) []row {
 		row{item: "4", figure: fmt.Sprintf("/metrics, %s: speedup of the first scrape (render included) over Gather + text encoding", last.Name),
 			value: fmtSeconds(last.FirstScrapeNs / 1e9), baseline: "Gather + expfmt: " + fmtSeconds(last.GatherNs/1e9),
 			ratio: last.GatherNs / last.FirstScrapeNs, target: atLeast(10)},
-		row{item: "4", figure: fmt.Sprintf("/metrics, %s: memory allocated by the first scrape (render) / by a cached scrape", last.Name),
+		row{item: "4", figure: fmt.Sprintf("/metrics, %s: memory allocated by the first scrape (render) / by a cached scrape; ratio: times less than Gather + encode", last.Name),
 			value:    fmtBytes(last.FirstScrapeAlloc) + " / " + fmtBytes(last.ScrapeAlloc),
 			baseline: "Gather + expfmt: " + fmtBytes(last.GatherAlloc),
 			ratio:    last.GatherAlloc / last.FirstScrapeAlloc},
