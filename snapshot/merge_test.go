@@ -113,3 +113,30 @@ func TestWithLabels(t *testing.T) {
 		t.Error("WithLabels accepted a label the rows already have")
 	}
 }
+
+func TestCompareNumbers(t *testing.T) {
+	ordered := []string{"0", "01", "1", "2", "9", "010", "10", "64", "100", "18446744073709551616", "a", "b1"}
+	for i := range ordered {
+		for j := range ordered {
+			got := compareLabel(1, ordered[i], ordered[j])
+			want := 0
+			switch {
+			case i < j:
+				want = -1
+			case i > j:
+				want = 1
+			}
+			// Numbers and words are not mixed in one column; only check
+			// pairs of the same kind, and a word against itself.
+			if isDigits(ordered[i]) != isDigits(ordered[j]) {
+				continue
+			}
+			if got != want {
+				t.Errorf("compareLabel(%q, %q) = %d, want %d", ordered[i], ordered[j], got, want)
+			}
+		}
+	}
+	if compareLabel(0, "SW-10", "SW-9") >= 0 || compareLabel(0, "10", "9") >= 0 {
+		t.Error("switch ids must compare as strings")
+	}
+}

@@ -5,10 +5,11 @@
 package snapshot
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fabrictelemetry/aggregator/schema"
@@ -261,17 +262,9 @@ func compareLabels(a, b []string) int {
 }
 
 func compareLabel(i int, a, b string) int {
-	if i > 0 {
-		x, errX := strconv.ParseUint(a, 10, 64)
-		y, errY := strconv.ParseUint(b, 10, 64)
-		if errX == nil && errY == nil {
-			switch {
-			case x < y:
-				return -1
-			case x > y:
-				return 1
-			}
-			return 0
+	if i > 0 && a != b {
+		if c, ok := compareNumbers(a, b); ok {
+			return c
 		}
 	}
 	switch {
@@ -281,6 +274,37 @@ func compareLabel(i int, a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// compareNumbers orders two decimal numbers without parsing them: the
+// shorter is smaller once leading zeros are set aside, and numbers of one
+// length compare as strings. ok is false unless both are all digits.
+// Equal numbers written differently ("01", "1") compare as their strings,
+// so that rows with different labels never compare equal.
+func compareNumbers(a, b string) (c int, ok bool) {
+	if !isDigits(a) || !isDigits(b) {
+		return 0, false
+	}
+	x, y := strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0")
+	switch {
+	case len(x) != len(y):
+		return cmp.Compare(len(x), len(y)), true
+	case x != y:
+		return strings.Compare(x, y), true
+	}
+	return strings.Compare(a, b), true
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i]-'0' > 9 {
+			return false
+		}
+	}
+	return true
 }
 
 // FormatTime formats a time as the API shows it: RFC 3339, UTC, milliseconds.
