@@ -76,7 +76,6 @@ func (a *Aggregator) publishPart(src *source, s *snapshot.Snapshot) bool {
 		return false
 	}
 	src.last, src.lastLabelled = s, labelled
-	src.history.Append(labelled)
 
 	a.mu.Lock()
 	src.part = labelled
@@ -86,6 +85,9 @@ func (a *Aggregator) publishPart(src *source, s *snapshot.Snapshot) bool {
 		f(view)
 	}
 	a.mu.Unlock()
+	// After the swap: encoding old history blocks takes a while at fabric
+	// scale, and the REST and /metrics readers need not wait for it.
+	src.history.Append(labelled)
 	return true
 }
 
