@@ -34,7 +34,6 @@ import (
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/fabrictelemetry/aggregator/ingest"
@@ -107,14 +106,6 @@ func (e *Exporter) AddSource(name string) { e.metrics.addSource(name) }
 // source if AddSource was not called for it); it is the pollers' Observe
 // hook and may be called from several pollers at once.
 func (e *Exporter) Observe(c ingest.Cycle) { e.metrics.observe(c) }
-
-// Instrument counts and times the requests of h as handlerName in
-// fabric_http_requests_total and fabric_http_request_duration_seconds.
-func (e *Exporter) Instrument(handlerName string, h http.Handler) http.Handler {
-	l := prometheus.Labels{"handler": handlerName}
-	return promhttp.InstrumentHandlerDuration(e.metrics.httpDuration.MustCurryWith(l),
-		promhttp.InstrumentHandlerCounter(e.metrics.httpRequests.MustCurryWith(l), h))
-}
 
 // Handler serves GET /metrics. It is not instrumented; wrap it with
 // Instrument like every other route.
