@@ -337,3 +337,46 @@ func TestMethodNotAllowedSaysWhatIs(t *testing.T) {
 		}
 	}
 }
+
+// TestExactRoutes: the fixed GET paths are served from the map, with the
+// router's own handlers, and everything else still goes to the router.
+func TestExactRoutes(t *testing.T) {
+	a, err := New(Config{Sources: []config.Source{sourceConfig("default", "http://127.0.0.1:1/counters", nil)}, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.instrumentRoutes()
+	e := newExactRoutes(a.Router())
+	for _, path := range []string{"/telemetry/GetMetric", "/telemetry/ListMetrics", "/metrics", "/-/healthy", "/-/ready"} {
+		if e.exact[path] == nil {
+			t.Errorf("%s is not served from the map", path)
+		}
+	}
+	for _, path := range []string{"/api/v1/query", "/api/v1/label/{name}/values"} {
+		if e.exact[path] != nil {
+			t.Errorf("%s is in the map, but takes POST or has variables", path)
+		}
+	}
+	for _, tc := range []struct {
+		method, target string
+		want           int
+	}{
+		{"GET", "/-/healthy", 200},
+		{"HEAD", "/-/healthy", 200},
+		{"POST", "/-/healthy", 405},
+		{"GET", "/telemetry/GetMetric?switch_id=SW-01", 400},
+		{"GET", "/telemetry/GetMetric?switch_id=SW-01&metric_name=Rx_Bytes", 503},
+		{"GET", "/nowhere", 404},
+		{"GET", "/api/v1/query?query=1", 200},
+	} {
+		direct, fast := httptest.NewRecorder(), httptest.NewRecorder()
+		a.Router().ServeHTTP(direct, httptest.NewRequest(tc.method, tc.target, nil))
+		e.ServeHTTP(fast, httptest.NewRequest(tc.method, tc.target, nil))
+		if fast.Code != tc.want || direct.Code != tc.want {
+			t.Errorf("%s %s: %d through the map, %d through the router; want %d", tc.method, tc.target, fast.Code, direct.Code, tc.want)
+		}
+		if tc.target != "/api/v1/query?query=1" && fast.Body.String() != direct.Body.String() {
+			t.Errorf("%s %s: answers differ:\n%s\n%s", tc.method, tc.target, fast.Body, direct.Body)
+		}
+	}
+}

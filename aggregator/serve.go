@@ -38,7 +38,7 @@ func (a *Aggregator) ListenAndServe(ctx context.Context, flags *web.FlagConfig) 
 	a.router.Handle("/", landing).Methods(http.MethodGet, http.MethodHead)
 	a.instrumentRoutes()
 	srv := &http.Server{
-		Handler:           a.router,
+		Handler:           newExactRoutes(a.router),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      5 * time.Minute, // above any query timeout
