@@ -16,6 +16,8 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fabrictelemetry/aggregator/simulator"
+
+	"github.com/fabrictelemetry/aggregator/internal/testproc"
 )
 
 // wantMetric is the table, written out here rather than taken from
@@ -166,7 +168,7 @@ func TestSchemaFile(t *testing.T) {
 func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 	_, src := startSimulator(t, 3)
 	dir := t.TempDir()
-	certFile, keyFile, pool := selfSignedCert(t, dir)
+	certFile, keyFile, pool := testproc.SelfSignedCert(t, dir)
 	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
 	if err != nil {
 		t.Fatal(err)
