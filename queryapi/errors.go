@@ -56,7 +56,10 @@ func invalidParam(err error, name string) *apiError {
 }
 
 // evalError maps an error from running a query as Prometheus does: too many
-// samples and every other evaluation failure are "execution" (422).
+// samples and every other evaluation failure are "execution" (422). One
+// difference: a deadline that expires while series are read from the
+// history is a timeout (503), like one the engine notices itself, rather
+// than an execution error; the client asked for a time limit and hit it.
 func evalError(err error) *apiError {
 	var (
 		canceled promql.ErrQueryCanceled
@@ -66,7 +69,7 @@ func evalError(err error) *apiError {
 	switch {
 	case errors.As(err, &canceled), errors.Is(err, context.Canceled):
 		return &apiError{errorCanceled, err}
-	case errors.As(err, &timeout):
+	case errors.As(err, &timeout), errors.Is(err, context.DeadlineExceeded):
 		return &apiError{errorTimeout, err}
 	case errors.As(err, &storage):
 		return &apiError{errorInternal, err}

@@ -3,6 +3,7 @@ package queryapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -107,6 +108,10 @@ func TestStorageErrors(t *testing.T) {
 	checkError(t, 422, "execution", "disk on fire")(a.get(t, "/api/v1/labels"))
 	a.queryable = failingQueryable{errors.New("bad block")}
 	checkError(t, 422, "execution", "expanding series: bad block")(a.get(t, "/api/v1/query", "query", "fabric_switch_transmit_bytes_total"))
+	// A deadline that runs out while series are read is the client's
+	// timeout, not a failed execution.
+	a.queryable = failingQueryable{fmt.Errorf("reading history: %w", context.DeadlineExceeded)}
+	checkError(t, 503, "timeout", "context deadline exceeded")(a.get(t, "/api/v1/query", "query", "fabric_switch_transmit_bytes_total"))
 }
 
 // Over --query.max-concurrency a query waits for a slot: it runs when one
