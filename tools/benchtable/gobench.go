@@ -179,8 +179,8 @@ var benchPairs = []pair{
 
 // benchRows turns the results into rows: the pairs above, then every
 // queryapi benchmark by name (that package's benchmarks are still being
-// reworked, so they are listed as they come), bytes/sample judged against
-// item 6's 2 bytes per sample.
+// reworked, so they are listed as they come), encoded bytes per sample
+// judged against item 6's 2 bytes per sample.
 func benchRows(b *benchResults) []row {
 	var rows []row
 	for _, p := range benchPairs {
@@ -213,9 +213,13 @@ func benchRows(b *benchResults) []row {
 		sort.Strings(custom)
 		for _, u := range custom {
 			parts = append(parts, fmt.Sprintf("%s %s", trimFloat(median(units[u])), u))
-			if u == "bytes/sample" {
+			switch u {
+			case "encoded-B/sample":
+				// Item 6's target is for samples that have left the head.
 				r.item, r.ratio, r.target = "6", median(units[u])/2, atMost(1)
-				r.baseline = "item 6's 2 bytes/sample"
+				r.baseline = "item 6's 2 bytes/sample, for snapshots that left the head"
+			case "bytes/sample":
+				r.item, r.baseline = "6", "the plain head: 8 bytes a sample by design"
 			}
 		}
 		r.value = strings.Join(parts, ", ")
