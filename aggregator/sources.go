@@ -58,8 +58,9 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 }
 
 // publish runs in src's poller after it accepted a snapshot: the source's
-// labels are added, its history appended, and a new view merged from every
-// source's last good part is swapped in.
+// labels are added, a new view merged from every source's last good part is
+// swapped in, the source's history is appended, and the snapshot is written
+// to its state file.
 func (a *Aggregator) publish(src *source, s *snapshot.Snapshot) {
 	if a.publishPart(src, s) {
 		a.persist(src, s)
