@@ -201,7 +201,7 @@ func (sel *listSelection) keepPorts(ports, switchIDs []string) error {
 // answer is consistent however long the client takes to read it.
 func (a *API) writeList(bw *bufio.Writer, view *snapshot.View, sel *listSelection) {
 	b := append(make([]byte, 0, 4096), `{"timestamp":"`...)
-	b = append(b, timeText(view)...)
+	b = append(b, view.TimeText()...)
 	b = append(b, `","age_seconds":`...)
 	b = appendSeconds(b, a.now().Sub(view.Time()).Seconds())
 	b = append(b, `,"switch_count":`...)
@@ -303,15 +303,4 @@ func (p *partSelection) appendMetrics(b []byte, row int) []byte {
 		b = v.AppendJSON(b)
 	}
 	return append(b, '}')
-}
-
-// timeText is the view's time as the API writes it, taken from the part
-// it comes from, which formatted it once.
-func timeText(view *snapshot.View) string {
-	for _, p := range view.Parts() {
-		if p.Time().Equal(view.Time()) {
-			return p.TimeText()
-		}
-	}
-	return snapshot.FormatTime(view.Time())
 }

@@ -35,8 +35,9 @@ func (s *Store) PublishView(v *View) { s.current.Store(v) }
 // two apart keeps each snapshot's rows uniform, and since their metrics are
 // fabric_switch_* and fabric_port_*, no metric name spans both.
 type View struct {
-	parts []*Snapshot
-	time  time.Time
+	parts    []*Snapshot
+	time     time.Time
+	timeText string
 }
 
 // NewView returns the view of these snapshots; nil ones are left out. The
@@ -49,8 +50,8 @@ func NewView(parts ...*Snapshot) *View {
 			continue
 		}
 		v.parts = append(v.parts, p)
-		if p.time.After(v.time) {
-			v.time = p.time
+		if p.time.After(v.time) || v.timeText == "" {
+			v.time, v.timeText = p.time, p.timeText
 		}
 	}
 	return v
@@ -61,6 +62,9 @@ func (v *View) Parts() []*Snapshot { return v.parts }
 
 // Time is the newest part's time: how fresh the freshest data is.
 func (v *View) Time() time.Time { return v.time }
+
+// TimeText is Time as the API writes it, formatted once by its part.
+func (v *View) TimeText() string { return v.timeText }
 
 // Single returns the view's only snapshot, or nil when it has none or
 // several; for callers that serve one source of one kind.
