@@ -74,14 +74,24 @@ func parseSimCSV(body []byte) (*SimCSV, error) {
 // FetchSimCSV reads the simulator's good body (?mode=OK overrides any
 // fault mode).
 func FetchSimCSV(ctx context.Context, sim *Process) (*SimCSV, error) {
-	r, err := TryDo(ctx, http.MethodGet, sim.URL+"/counters?mode=OK")
+	body, err := fetchGoodBody(ctx, sim, "/counters")
+	if err != nil {
+		return nil, err
+	}
+	return parseSimCSV(body)
+}
+
+// fetchGoodBody reads one of the simulator's data endpoints with
+// ?mode=OK, which overrides any fault mode.
+func fetchGoodBody(ctx context.Context, sim *Process, path string) ([]byte, error) {
+	r, err := TryDo(ctx, http.MethodGet, sim.URL+path+"?mode=OK")
 	if err != nil {
 		return nil, err
 	}
 	if r.Status != http.StatusOK {
-		return nil, fmt.Errorf("/counters: %d", r.Status)
+		return nil, fmt.Errorf("%s: %d", path, r.Status)
 	}
-	return parseSimCSV(r.Body)
+	return r.Body, nil
 }
 
 // ListAnswer is ListMetrics' answer with every value kept as written.

@@ -112,14 +112,11 @@ func parseUFMCSV(body []byte) (*UFMCSV, error) {
 
 // FetchUFMCSV reads the simulator's good UFM body.
 func FetchUFMCSV(ctx context.Context, sim *Process) (*UFMCSV, error) {
-	r, err := TryDo(ctx, http.MethodGet, sim.URL+"/csv/metrics?mode=OK")
+	body, err := fetchGoodBody(ctx, sim, "/csv/metrics")
 	if err != nil {
 		return nil, err
 	}
-	if r.Status != http.StatusOK {
-		return nil, fmt.Errorf("/csv/metrics: %d", r.Status)
-	}
-	return parseUFMCSV(r.Body)
+	return parseUFMCSV(body)
 }
 
 // portValueAnswer is GetMetric's one-value answer for a port.
