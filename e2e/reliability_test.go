@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
-
 	"github.com/fabrictelemetry/aggregator/internal/testproc"
 )
 
@@ -140,17 +138,7 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 func TestWebConfigEveryEndpoint(t *testing.T) {
 	t.Parallel()
 	routes := aggregatorRoutes(t)
-	dir := t.TempDir()
-	certFile, keyFile, pool := testproc.SelfSignedCert(t, dir)
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	webConfig := filepath.Join(dir, "web.yml")
-	cfg := fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  operator: %s\n", certFile, keyFile, hash)
-	if err := os.WriteFile(webConfig, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	webConfig, pool := testproc.WebConfig(t, t.TempDir(), "operator", "s3cret")
 	agg := StartAggregator(t, "--demo", "--demo.switches=5", "--source.interval=200ms", "--web.enable-pprof", "--web.config.file="+webConfig)
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}

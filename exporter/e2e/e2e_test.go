@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/csv"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/fabrictelemetry/aggregator/simulator"
 
@@ -167,17 +165,7 @@ func TestSchemaFile(t *testing.T) {
 
 func TestWebConfigTLSAndBasicAuth(t *testing.T) {
 	_, src := startSimulator(t, 3)
-	dir := t.TempDir()
-	certFile, keyFile, pool := testproc.SelfSignedCert(t, dir)
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	webConfig := filepath.Join(dir, "web.yml")
-	cfg := fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n", certFile, keyFile, hash)
-	if err := os.WriteFile(webConfig, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	webConfig, pool := testproc.WebConfig(t, t.TempDir(), "prometheus", "s3cret")
 	addr := startAggregator(t, append(sourceArgs(src), "--web.config.file="+webConfig)...)
 	client := tlsClient(pool)
 	t.Cleanup(client.CloseIdleConnections)

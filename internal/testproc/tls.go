@@ -7,12 +7,15 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 // SelfSignedCert writes a certificate for 127.0.0.1, valid for an hour
@@ -58,4 +61,22 @@ func writePEM(t testing.TB, path, typ string, der []byte) {
 	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// WebConfig writes an exporter-toolkit --web.config.file into dir that
+// serves TLS with a self-signed certificate and asks for basic auth as user
+// with password; pool trusts the certificate, for the client.
+func WebConfig(t testing.TB, dir, user, password string) (file string, pool *x509.CertPool) {
+	t.Helper()
+	certFile, keyFile, pool := SelfSignedCert(t, dir)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file = filepath.Join(dir, "web.yml")
+	cfg := fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  %s: %s\n", certFile, keyFile, user, hash)
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file, pool
 }
