@@ -37,35 +37,9 @@ func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 
 	b := newDashboard("fabric-aggregator-health", "Aggregator health",
 		"The telemetry aggregator itself: ingestion cycles per source (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC. Needs the Prometheus data source (self-metrics and recording rules).").
-		WithVariable(dashboard.NewQueryVariableBuilder(instanceVar).
-			Label("Instance").
-			Datasource(datasource).
-			Query(dashboard.StringOrMap{String: ptr(instanceQuery)}).
-			Definition(instanceQuery).
-			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
-			Sort(dashboard.VariableSortNaturalAsc).
-			Multi(true).
-			IncludeAll(true).
-			AllValue(".*").
-			Current(dashboard.VariableOption{
-				Text:  dashboard.StringOrArrayOfString{ArrayOfString: []string{"All"}},
-				Value: dashboard.StringOrArrayOfString{ArrayOfString: []string{"$__all"}},
-			})).
-		WithVariable(dashboard.NewQueryVariableBuilder(sourceVar).
-			Label("Source").
-			Description("Sources of the aggregator (its configuration file, or default for the flags' one source).").
-			Datasource(datasource).
-			Query(dashboard.StringOrMap{String: ptr(sourceQuery)}).
-			Definition(sourceQuery).
-			Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
-			Sort(dashboard.VariableSortNaturalAsc).
-			Multi(true).
-			IncludeAll(true).
-			AllValue(".*").
-			Current(dashboard.VariableOption{
-				Text:  dashboard.StringOrArrayOfString{ArrayOfString: []string{"All"}},
-				Value: dashboard.StringOrArrayOfString{ArrayOfString: []string{"$__all"}},
-			})).
+		WithVariable(queryVariable(instanceVar, "Instance", instanceQuery, true)).
+		WithVariable(queryVariable(sourceVar, "Source", sourceQuery, true).
+			Description("Sources of the aggregator (its configuration file, or default for the flags' one source).")).
 		WithRow(dashboard.NewRowBuilder("Status")).
 		WithPanel(statPanel("Aggregator up", "Whether Prometheus can scrape the aggregator (alert FabricAggregatorDown).", "none",
 			instant(fmt.Sprintf("min(%s)", s("up")), "")).

@@ -81,15 +81,19 @@ func option(v string) dashboard.VariableOption {
 
 // switchVariable is $switch_id: every switch_id value the data source
 // knows, whichever subsystem (switch matrix or per-port rows) it reports.
-// multi lets the user pick several or All (then the value is a regex, so
-// queries match with =~).
 func switchVariable(multi bool) *dashboard.QueryVariableBuilder {
-	q := fmt.Sprintf("label_values(%s)", switchLabel)
-	v := dashboard.NewQueryVariableBuilder(switchVar).
-		Label("Switch").
+	return queryVariable(switchVar, "Switch", fmt.Sprintf("label_values(%s)", switchLabel), multi)
+}
+
+// queryVariable is a variable whose values a query lists, refreshed with
+// the time range. multi lets the user pick several or All (then the value
+// is a regex, so queries match with =~).
+func queryVariable(name, label, query string, multi bool) *dashboard.QueryVariableBuilder {
+	v := dashboard.NewQueryVariableBuilder(name).
+		Label(label).
 		Datasource(datasource).
-		Query(dashboard.StringOrMap{String: ptr(q)}).
-		Definition(q).
+		Query(dashboard.StringOrMap{String: ptr(query)}).
+		Definition(query).
 		Refresh(dashboard.VariableRefreshOnTimeRangeChanged).
 		Sort(dashboard.VariableSortNaturalAsc)
 	if multi {
