@@ -138,6 +138,9 @@ func (s *Snapshot) WithLabels(names, values []string, prevSource, prev *Snapshot
 	if len(names) != len(values) {
 		return nil, fmt.Errorf("%d label names for %d values", len(names), len(values))
 	}
+	if len(names) == 0 {
+		return s, nil // the common source without extra labels: nothing to copy
+	}
 	for _, name := range names {
 		if slices.Contains(s.labelNames, name) {
 			return nil, fmt.Errorf("label %q is already a row label of the source", name)
