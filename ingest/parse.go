@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -48,7 +49,7 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 	if err != nil {
 		return nil, err
 	}
-	b := snapshot.NewBuilder(lay.labelNames, lay.columns, bytes.Count(rest, []byte{'\n'})+1)
+	b := snapshot.NewBuilder(lay.labelNames, lay.columns, p.rowsHint(rest))
 	newest, err := p.parseRows(rest, lay, b)
 	if err != nil {
 		return nil, err
@@ -68,6 +69,16 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 	}
 	p.remember(snap)
 	return snap, nil
+}
+
+// rowsHint sizes the builder: the last snapshot's row count when there is
+// one (a fabric rarely changes size, and a larger one only costs the
+// builder a grown slice), else the body's line count.
+func (p *Parser) rowsHint(rows []byte) int {
+	if p.prev != nil {
+		return p.prev.NumRows()
+	}
+	return bytes.Count(rows, []byte{'\n'}) + 1
 }
 
 // remember keeps this snapshot's label values (switch ids, ports, GUIDs)
@@ -97,34 +108,68 @@ type rowScratch struct {
 	values []snapshot.Value
 	bounds []int  // start, end of each field in line
 	joined []byte // a quoted record's fields, unquoted and concatenated
+
+	// What a steady source sends again, so that most label values cost a
+	// string comparison rather than a map lookup: the previous row's labels
+	// (a switch's ports share its id and GUID), the last snapshot's labels
+	// at this row, and the previous row's raw timestamp (one per body).
+	lastLabels []string
+	predicted  []string
+	lastTSText []byte // a copy: a quoted record's field is overwritten by the next
+	lastTS     timestamp
+}
+
+// predict points sc.predicted at the labels of prev's row, if it has one.
+func (sc *rowScratch) predict(prev *snapshot.Snapshot, row int) {
+	sc.predicted = nil
+	if prev != nil && row < prev.NumRows() {
+		sc.predicted = prev.RowLabels(row)
+	}
+}
+
+// known returns the label value f for slot when the previous row or the
+// last snapshot's same row already has it: validated then, no copy now.
+func (sc *rowScratch) known(slot int, f []byte) (string, bool) {
+	if slot < len(sc.predicted) && sc.predicted[slot] == string(f) {
+		return sc.predicted[slot], true
+	}
+	if sc.lastLabels[slot] == string(f) && len(f) > 0 {
+		return sc.lastLabels[slot], true
+	}
+	return "", false
 }
 
 func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newest timestamp, err error) {
 	sc := rowScratch{
-		labels: make([]string, len(lay.labelNames)),
-		values: make([]snapshot.Value, len(lay.columns)),
+		labels:     make([]string, len(lay.labelNames)),
+		lastLabels: make([]string, len(lay.labelNames)),
+		values:     make([]snapshot.Value, len(lay.columns)),
+	}
+	prev := p.prev
+	if prev != nil && !slices.Equal(prev.LabelNames(), lay.labelNames) {
+		prev = nil
 	}
 	lineNo := 1
 	for len(body) > 0 {
 		lineNo++
+		sc.predict(prev, b.NumRows())
 		line, rest, complete := bytes.Cut(body, []byte{'\n'})
 		var ts timestamp
 		var fields int
+		var plain bool
 		if lay.guidSlot > 0 {
 			sc.labels[0] = "" // set by node_description, if any
 		}
-		if bytes.IndexByte(line, '"') >= 0 {
-			// A line whose quoted fields are plain ("SW-05 MQM9790/U1,
-			// rack 3") is split in place; anything else (an escaped quote,
-			// a newline inside quotes, a stray quote) goes to encoding/csv,
-			// which reads this one record from here.
-			line = bytes.TrimSuffix(line, []byte{'\r'})
-			if sc.splitQuotedLine(line) {
-				if fields = len(sc.bounds) / 2; fields == len(lay.roles) {
-					ts, err = p.parseRow(lay, line, &sc)
-				}
-				goto row
-			}
+		line = bytes.TrimSuffix(line, []byte{'\r'})
+		quotes := bytes.IndexByte(line, '"') >= 0
+		if len(line) == 0 {
+			body = rest
+			continue
+		}
+		ts, fields, plain, err = p.scanRow(lay, line, &sc, quotes)
+		if !plain {
+			// An escaped quote, a newline inside quotes or a stray quote:
+			// encoding/csv reads (and judges) this one record from here.
 			var n int
 			if line, n, err = sc.readQuoted(body); err != nil {
 				return 0, errorf(ReasonParse, "line %d: %w", lineNo, err)
@@ -133,15 +178,7 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 			if fields = len(sc.bounds) / 2; fields == len(lay.roles) {
 				ts, err = p.parseRow(lay, line, &sc)
 			}
-		} else {
-			line = bytes.TrimSuffix(line, []byte{'\r'})
-			if len(line) == 0 {
-				body = rest
-				continue
-			}
-			ts, fields, err = p.scanRow(lay, line, &sc)
 		}
-	row:
 		body = rest
 		if fields != len(lay.roles) {
 			if !complete && fields < len(lay.roles) {
@@ -156,38 +193,52 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 			sc.labels[0] = sc.labels[lay.guidSlot] // a switch without a description
 		}
 		newest = max(newest, ts)
-		row := b.AddRow(sc.labels...)
-		for col, v := range sc.values {
-			if v.Present() {
-				b.Set(row, col, v)
-			}
-		}
+		copy(sc.lastLabels, sc.labels)
+		b.AddRowValues(sc.labels, sc.values)
 	}
 	return newest, nil
 }
 
-// scanRow reads an unquoted line in one pass: a plain number is read by
-// the loop that finds its end, without a second look. It returns the number
-// of fields it saw, which the caller checks before the first error, so a row
-// cut short reads as truncated.
-func (p *Parser) scanRow(lay *layout, line []byte, sc *rowScratch) (ts timestamp, fields int, err error) {
+// scanRow reads a line in one pass: a plain number is read by the loop
+// that finds its end, without a second look. With quotes set, the line has
+// a quote somewhere, and a field in plain quotes ("SW-05 MQM9790/U1,
+// rack 3") is read without them; plain is false if any quote is not of
+// that kind, and the caller then lets encoding/csv read the record. It
+// returns the number of fields it saw, which the caller checks before the
+// first error, so a row cut short reads as truncated.
+func (p *Parser) scanRow(lay *layout, line []byte, sc *rowScratch, quotes bool) (ts timestamp, fields int, plain bool, err error) {
 	pos := 0
 	for {
-		start := pos
+		start, end := pos, 0 // the field is line[start:end]; pos is past it
 		var v snapshot.Value
 		simple := false
-		if fields < len(lay.roles) && lay.roles[fields] == roleMetric {
-			v, pos, simple = scanDecimal(line, pos)
-		}
-		if !simple {
-			if i := bytes.IndexByte(line[pos:], ','); i >= 0 {
-				pos += i
-			} else {
-				pos = len(line)
+		if quotes && pos < len(line) && line[pos] == '"' {
+			closing := bytes.IndexByte(line[pos+1:], '"')
+			if closing < 0 {
+				return 0, 0, false, nil // the field goes on past the line
 			}
+			start, end = pos+1, pos+1+closing
+			if pos = end + 1; pos < len(line) && line[pos] != ',' {
+				return 0, 0, false, nil // an escaped quote, or text after the quote
+			}
+		} else {
+			if fields < len(lay.roles) && lay.roles[fields] == roleMetric {
+				v, pos, simple = scanDecimal(line, pos)
+			}
+			if !simple {
+				if i := bytes.IndexByte(line[pos:], ','); i >= 0 {
+					pos += i
+				} else {
+					pos = len(line)
+				}
+				if quotes && bytes.IndexByte(line[start:pos], '"') >= 0 {
+					return 0, 0, false, nil // a quote inside an unquoted field
+				}
+			}
+			end = pos
 		}
 		if fields < len(lay.roles) && err == nil {
-			f := line[start:pos]
+			f := line[start:end]
 			switch {
 			case lay.roles[fields] != roleMetric:
 				ts, err = p.parseIdentity(lay, fields, f, sc, ts)
@@ -203,7 +254,7 @@ func (p *Parser) scanRow(lay *layout, line []byte, sc *rowScratch) (ts timestamp
 		}
 		fields++
 		if pos >= len(line) {
-			return ts, fields, err
+			return ts, fields, true, err
 		}
 		pos++ // the comma
 	}
@@ -280,47 +331,6 @@ func (sc *rowScratch) readQuoted(body []byte) (line []byte, n int, err error) {
 	return sc.joined, int(r.InputOffset()), nil
 }
 
-// splitQuotedLine puts the bounds of line's fields in sc.bounds, without
-// copying, if every quoted field is plain: a quote, no quote inside, a
-// quote, then a comma or the end of the line. It reports false for any
-// other line, which encoding/csv then reads (and judges).
-func (sc *rowScratch) splitQuotedLine(line []byte) bool {
-	sc.bounds = sc.bounds[:0]
-	pos := 0
-	for {
-		var start, end int
-		if pos < len(line) && line[pos] == '"' {
-			closing := bytes.IndexByte(line[pos+1:], '"')
-			if closing < 0 {
-				return false // the field goes on past the line
-			}
-			start, end = pos+1, pos+1+closing
-			pos = end + 1
-			if pos < len(line) && line[pos] != ',' {
-				return false // an escaped quote, or text after the quote
-			}
-		} else {
-			start, end = pos, len(line)
-			if i := bytes.IndexByte(line[pos:], ','); i >= 0 {
-				end = pos + i
-			}
-			if bytes.IndexByte(line[start:end], '"') >= 0 {
-				return false // a quote inside an unquoted field
-			}
-			pos = end
-		}
-		sc.bounds = append(sc.bounds, start, end)
-		if pos >= len(line) {
-			return true
-		}
-		pos++ // the comma
-		if pos == len(line) {
-			sc.bounds = append(sc.bounds, pos, pos) // a trailing comma: one more, empty field
-			return true
-		}
-	}
-}
-
 // parseRow reads a row whose fields are in sc.bounds (a quoted record).
 func (p *Parser) parseRow(lay *layout, line []byte, sc *rowScratch) (ts timestamp, err error) {
 	for i, r := range lay.roles {
@@ -344,25 +354,50 @@ func (p *Parser) parseRow(lay *layout, line []byte, sc *rowScratch) (ts timestam
 func (p *Parser) parseIdentity(lay *layout, i int, f []byte, sc *rowScratch, ts timestamp) (timestamp, error) {
 	switch lay.roles[i] {
 	case roleTimestamp:
-		return parseTimestamp(f)
+		return sc.timestamp(f)
 	case roleIgnore:
 		return ts, nil
 	case roleDescription:
-		// UFM's node_description starts with the switch name.
-		if j := bytes.IndexAny(f, " \t"); j >= 0 {
-			f = f[:j]
-		}
+		f = firstWord(f) // UFM's node_description starts with the switch name
 		if len(f) == 0 {
 			sc.labels[0] = "" // filled from node_guid by the caller
 			return ts, nil
 		}
 	}
-	s, err := p.label(f)
-	if err != nil {
-		return ts, fmt.Errorf("column %q: %w", lay.names[i], err)
+	slot := lay.slot[i]
+	s, ok := sc.known(slot, f)
+	if !ok {
+		var err error
+		if s, err = p.label(f); err != nil {
+			return ts, fmt.Errorf("column %q: %w", lay.names[i], err)
+		}
 	}
-	sc.labels[lay.slot[i]] = s
+	sc.labels[slot] = s
 	return ts, nil
+}
+
+// timestamp reads a row's timestamp; a body's rows usually share one, so
+// the previous row's is reused when the text is the same.
+func (sc *rowScratch) timestamp(f []byte) (timestamp, error) {
+	if sc.lastTS != 0 && bytes.Equal(f, sc.lastTSText) {
+		return sc.lastTS, nil
+	}
+	ts, err := parseTimestamp(f)
+	if err == nil && ts != 0 {
+		sc.lastTSText, sc.lastTS = append(sc.lastTSText[:0], f...), ts
+	}
+	return ts, err
+}
+
+// firstWord is f up to its first space or tab.
+func firstWord(f []byte) []byte {
+	if j := bytes.IndexByte(f, ' '); j >= 0 {
+		f = f[:j]
+	}
+	if j := bytes.IndexByte(f, '\t'); j >= 0 {
+		f = f[:j]
+	}
+	return f
 }
 
 // splitBounds appends the start and end of each comma-separated field. A

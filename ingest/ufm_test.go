@@ -96,3 +96,60 @@ func TestParseKnownColumnsClash(t *testing.T) {
 		names[m.Name] = true
 	}
 }
+
+// TestParserAfterChangedBody parses a sequence of bodies with one parser,
+// which reuses what the previous body had at each row (labels, the
+// timestamp) when it is the same, and checks each snapshot against a fresh
+// parser's: whatever changed between bodies must be read anew.
+func TestParserAfterChangedBody(t *testing.T) {
+	row := func(ts int64, guid, port, desc string, v int) string {
+		return strconv.FormatInt(ts, 10) + ",src,," + guid + "," + guid + "," + port + "," + desc + "," + strconv.Itoa(v) + ",0,0\n"
+	}
+	const t0 = 1795635000000000
+	const descFirst = "node_description,timestamp,source_id,tag,node_guid,port_guid,port_num,PortXmitDataExtended,PortRcvErrorsExtended,VL15DroppedExtended\n"
+	descRow := func(desc string, ts int64, port string, v int) string {
+		return desc + "," + strconv.FormatInt(ts, 10) + ",src,,0x01,0x01," + port + "," + strconv.Itoa(v) + ",0,0\n"
+	}
+	bodies := []string{
+		ufmHeader + row(t0, "0x01", "1", "SW-01 a", 1) + row(t0, "0x01", "2", "SW-01 a", 2) + row(t0, "0x02", "1", "SW-02 b", 3),
+		// A switch renamed and a port renumbered at the same row positions.
+		ufmHeader + row(t0+1, "0x01", "1", "SW-09 a", 4) + row(t0+1, "0x01", "3", "SW-09 a", 5) + row(t0+1, "0x02", "1", "SW-02 b", 6),
+		// Records that only encoding/csv reads (an escaped quote before
+		// the timestamp), whose timestamps differ: the text of the one
+		// reused must not alias encoding/csv's buffer.
+		descFirst + descRow(`"SW-""1"" a"`, t0+2, "1", 7) + descRow(`"SW-""1"" a"`, t0+5, "3", 8) + descRow("SW-02", t0+3, "1", 9),
+		// A row dropped, and an empty description (named by its GUID).
+		ufmHeader + row(t0+4, "0x01", "1", "SW-09 a", 10) + row(t0+4, "0x02", "1", "", 11),
+	}
+	newest := []int64{t0, t0 + 1, t0 + 5, t0 + 4} // µs, each body's newest row
+	p := NewParser(schema.Default())
+	for i, body := range bodies {
+		got, err := p.Parse([]byte(body), pollTime)
+		if err != nil {
+			t.Fatalf("body %d: %v", i, err)
+		}
+		if want := time.UnixMicro(newest[i]); !got.Time().Equal(want) {
+			t.Errorf("body %d: time %v, want its newest row's, %v", i, got.Time(), want)
+		}
+		want, err := NewParser(schema.Default()).Parse([]byte(body), pollTime)
+		if err != nil {
+			t.Fatalf("body %d, fresh parser: %v", i, err)
+		}
+		if !got.Time().Equal(want.Time()) {
+			t.Errorf("body %d: time %v, a fresh parser reads %v", i, got.Time(), want.Time())
+		}
+		if got.NumRows() != want.NumRows() {
+			t.Fatalf("body %d: %d rows, a fresh parser reads %d", i, got.NumRows(), want.NumRows())
+		}
+		for r := range want.NumRows() {
+			if !slices.Equal(got.RowLabels(r), want.RowLabels(r)) {
+				t.Errorf("body %d row %d: labels %v, a fresh parser reads %v", i, r, got.RowLabels(r), want.RowLabels(r))
+			}
+			for c := range want.Columns() {
+				if got.Value(r, c) != want.Value(r, c) {
+					t.Errorf("body %d row %d column %d: %v, a fresh parser reads %v", i, r, c, got.Value(r, c), want.Value(r, c))
+				}
+			}
+		}
+	}
+}

@@ -148,6 +148,22 @@ func (b *Builder) AddRow(labels ...string) int {
 	return b.NumRows() - 1
 }
 
+// AddRowValues appends a row with one value per column, absent ones
+// included, and returns its index: AddRow and a Set per column in one pass.
+func (b *Builder) AddRowValues(labels []string, values []Value) int {
+	if len(values) != len(b.columns) {
+		panic(fmt.Sprintf("snapshot: %d values for %d columns", len(values), len(b.columns)))
+	}
+	b.labels = append(b.labels, labels...)
+	n := len(b.bits)
+	b.bits = slices.Grow(b.bits, len(values))[:n+len(values)]
+	b.kinds = slices.Grow(b.kinds, len(values))[:n+len(values)]
+	for i, v := range values {
+		b.bits[n+i], b.kinds[n+i] = v.bits, v.kind
+	}
+	return b.NumRows() - 1
+}
+
 // NumRows is the number of rows added so far.
 func (b *Builder) NumRows() int { return len(b.labels) / max(len(b.labelNames), 1) }
 
@@ -167,7 +183,13 @@ func (b *Builder) Build(t time.Time, metrics []schema.Metric) (*Snapshot, error)
 	if len(metrics) != len(b.columns) {
 		return nil, fmt.Errorf("%d metric descriptions for %d columns", len(metrics), len(b.columns))
 	}
-	b.sortRows()
+	// A steady source sends the rows of the last snapshot, sorted already:
+	// then the sort check, the duplicate check and the index are its.
+	sameAsPrev := b.sameRows(b.prev)
+	if !sameAsPrev {
+		b.sortRows()
+		sameAsPrev = b.sameRows(b.prev)
+	}
 	s := &Snapshot{
 		time:       t,
 		timeText:   FormatTime(t),
@@ -182,7 +204,7 @@ func (b *Builder) Build(t time.Time, metrics []schema.Metric) (*Snapshot, error)
 	for i, c := range b.columns {
 		s.colIndex[c] = i
 	}
-	if prev := b.prev; prev != nil && slices.Equal(prev.labelNames, s.labelNames) && slices.Equal(prev.labels, s.labels) {
+	if prev := b.prev; sameAsPrev {
 		s.labelNames, s.labels = prev.labelNames, prev.labels
 		s.bySwitch, s.switches = prev.bySwitch, prev.switches
 		return s, nil
@@ -191,6 +213,11 @@ func (b *Builder) Build(t time.Time, metrics []schema.Metric) (*Snapshot, error)
 		return nil, err
 	}
 	return s, nil
+}
+
+// sameRows reports whether the rows added so far are prev's, in its order.
+func (b *Builder) sameRows(prev *Snapshot) bool {
+	return prev != nil && slices.Equal(prev.labelNames, b.labelNames) && slices.Equal(prev.labels, b.labels)
 }
 
 // SameRows reports whether two snapshots have the same rows in the same
