@@ -73,6 +73,11 @@ type layout struct {
 	labelNames []string
 	columns    []string
 	guidSlot   int // label index of node_guid in UFM rows, else 0
+	// leading is how many fields at the start of a row are labels,
+	// timestamps or ignored: a row that repeats the previous row's bytes
+	// there repeats what they say (UFM: the timestamp and GUIDs, the same
+	// for every port of a switch).
+	leading int
 }
 
 // subsystem names the metrics: per-port rows export fabric_port_*.
@@ -184,6 +189,9 @@ func newLayout(format Format, names []string) *layout {
 	}
 	if format == FormatUFM {
 		lay.guidSlot = slices.Index(lay.labelNames, LabelNodeGUID)
+	}
+	for lay.leading < len(lay.roles) && lay.roles[lay.leading] != roleMetric && lay.roles[lay.leading] != roleDescription {
+		lay.leading++
 	}
 	return lay
 }

@@ -117,6 +117,13 @@ type rowScratch struct {
 	predicted  []string
 	lastTSText []byte // a copy: a quoted record's field is overwritten by the next
 	lastTS     timestamp
+	// The previous row's line when the scanner read it (nil after a record
+	// encoding/csv read), its timestamp, and where each of its leading
+	// fields ended: a row whose leading fields are the same bytes skips
+	// reading them.
+	prevLine []byte
+	prevTS   timestamp
+	ends     []int
 }
 
 // predict points sc.predicted at the labels of prev's row, if it has one.
@@ -144,6 +151,7 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 		labels:     make([]string, len(lay.labelNames)),
 		lastLabels: make([]string, len(lay.labelNames)),
 		values:     make([]snapshot.Value, len(lay.columns)),
+		ends:       make([]int, lay.leading),
 	}
 	prev := p.prev
 	if prev != nil && !slices.Equal(prev.LabelNames(), lay.labelNames) {
@@ -167,7 +175,9 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 			continue
 		}
 		ts, fields, plain, err = p.scanRow(lay, line, &sc, quotes)
+		sc.prevLine = line
 		if !plain {
+			sc.prevLine = nil
 			// An escaped quote, a newline inside quotes or a stray quote:
 			// encoding/csv reads (and judges) this one record from here.
 			var n int
@@ -193,6 +203,7 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 			sc.labels[0] = sc.labels[lay.guidSlot] // a switch without a description
 		}
 		newest = max(newest, ts)
+		sc.prevTS = ts
 		copy(sc.lastLabels, sc.labels)
 		b.AddRowValues(sc.labels, sc.values)
 	}
@@ -207,7 +218,7 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 // returns the number of fields it saw, which the caller checks before the
 // first error, so a row cut short reads as truncated.
 func (p *Parser) scanRow(lay *layout, line []byte, sc *rowScratch, quotes bool) (ts timestamp, fields int, plain bool, err error) {
-	pos := 0
+	pos, fields, ts := sc.sameLeading(lay, line)
 	for {
 		start, end := pos, 0 // the field is line[start:end]; pos is past it
 		var v snapshot.Value
@@ -252,12 +263,40 @@ func (p *Parser) scanRow(lay *layout, line []byte, sc *rowScratch, quotes bool) 
 				sc.values[lay.slot[fields]] = v
 			}
 		}
+		if fields < lay.leading {
+			sc.ends[fields] = end
+		}
 		fields++
 		if pos >= len(line) {
 			return ts, fields, true, err
 		}
 		pos++ // the comma
 	}
+}
+
+// sameLeading compares line's leading fields with the previous row's and
+// takes the labels and timestamp of those that are the same bytes, each
+// followed by a comma; it returns the position and index of the first field
+// still to read.
+func (sc *rowScratch) sameLeading(lay *layout, line []byte) (pos, fields int, ts timestamp) {
+	if sc.prevLine == nil {
+		return 0, 0, 0
+	}
+	for ; fields < lay.leading; fields++ {
+		end := sc.ends[fields]
+		if end >= len(line) || end >= len(sc.prevLine) || line[end] != ',' || !bytes.Equal(line[pos:end], sc.prevLine[pos:end]) {
+			break
+		}
+		switch lay.roles[fields] {
+		case roleTimestamp:
+			ts = sc.prevTS
+		case roleLabel:
+			slot := lay.slot[fields]
+			sc.labels[slot] = sc.lastLabels[slot]
+		}
+		pos = end + 1
+	}
+	return pos, fields, ts
 }
 
 // pow10 holds the powers of ten that are exact in a float64.

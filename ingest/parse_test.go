@@ -208,9 +208,12 @@ func FuzzParseMatchesEncodingCSV(f *testing.F) {
 	f.Add([]byte("switch_id,timestamp,Rx_Bytes\nSW-01,1764099000000,5\n"))
 	f.Add([]byte("switch_id,Rx_Bytes,Power_W\n\"SW,1\",\"7\",1.5\r\nSW-2,,NaN\n"))
 	f.Add([]byte("Rx_Bytes,switch_id\n18446744073709551615,a\n-3,b"))
-	// Quoted fields: plain ones are split in place, the rest go to encoding/csv.
+	// Quoted fields: the scanner reads plain ones, encoding/csv the rest.
 	f.Add([]byte("switch_id,Rx_Bytes,Tx_Bytes\n\"SW-1 x,y\",1,\n\"a\"\"b\",2,3\n\"c\nd\",4,5\r\n\"e\"f,6,7\n"))
 	f.Add([]byte("switch_id,Rx_Bytes\nx\"y,1\n\"z\",\"\"\n"))
+	// Rows that repeat the previous row's leading fields, which the scanner
+	// does not read again, in whole or in part.
+	f.Add([]byte("timestamp,switch_id,Rx_Bytes\n1764099000000,SW-1,5\n1764099000000,SW-2,6\n1764099000000,SW-21,7\n17640990000001,SW-3,8\n1764099000000,\"SW-4\",9\n"))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		snap, err := NewFormatParser(schema.Default(), FormatMatrix).Parse(body, pollTime)
 		if err != nil {

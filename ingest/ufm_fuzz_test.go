@@ -26,6 +26,7 @@ func FuzzParseUFM(f *testing.F) {
 	f.Add([]byte(ufmHeader + "1764099000000000,s,t,0x1,0x1,2,\"SW-01 X, rack 3\",,NaN,+Inf\r\n" +
 		"1764099000001000,s,t,0x2,0x2,1,,18446744073709551615,-1,1e3\r\n"))
 	f.Add([]byte(ufmHeader + "1764099000000000,s,,0x1,0x1,1,\"SW-\"\"01\"\" X\",1,2,3\n"))
+	f.Add([]byte(repeatingLeadingFields))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		snap, err := NewFormatParser(schema.Default(), FormatUFM).Parse(body, pollTime)
 		if err != nil {

@@ -153,3 +153,32 @@ func TestParserAfterChangedBody(t *testing.T) {
 		}
 	}
 }
+
+// repeatingLeadingFields is a UFM body whose rows repeat the previous row's
+// leading fields (timestamp, source, tag, GUIDs) in part: whole, up to the
+// port, up to a field that is the previous one's prefix, or not at all.
+const repeatingLeadingFields = ufmHeader +
+	"1764099000000000,s,,0x1,0x1,1,SW-01 X,1,2,3\n" +
+	"1764099000000000,s,,0x1,0x1,2,SW-01 X,4,5,6\n" + // the same but the port
+	"1764099000000000,s,,0x1,0x1,3,\"SW-01 X\",7,8,9\n" +
+	"1764099000000000,s,,0x1,0x1,4,\"SW-\"\"01\"\" X\",1,2,3\n" + // read by encoding/csv
+	"1764099000000000,s,,0x1,0x1,5,SW-01 X,1,2,3\n" +
+	"1764099000005000,s,,0x1,0x1,6,SW-01 X,1,2,3\n" + // a newer timestamp
+	"1764099000005000,s,,0x10,0x1,1,SW-02 X,1,2,3\n" + // a GUID the last one's prefix
+	"1764099000005000,s,,0x1,0x1,1,SW-03 X,1,2,3\n" + // and back
+	"1764099000005000,s,t,0x1,0x1,2,SW-03 X,1,2,3\n" + // an ignored field differs
+	"1764099000003000,s,t,0x1,0x1,3,SW-03 X,1,2,3\n" // an older timestamp
+
+// TestParseRepeatingLeadingFields checks rows that repeat the previous
+// row's leading bytes, which the scanner does not read again, against
+// encoding/csv's reading of the same body.
+func TestParseRepeatingLeadingFields(t *testing.T) {
+	snap, err := NewFormatParser(schema.Default(), FormatUFM).Parse([]byte(repeatingLeadingFields), pollTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.UnixMicro(1764099000005000); !snap.Time().Equal(want) {
+		t.Errorf("time %v, want the newest row's, %v", snap.Time(), want)
+	}
+	checkUFMRecords(t, snap, csvRecords(t, []byte(repeatingLeadingFields)))
+}
