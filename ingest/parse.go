@@ -50,6 +50,7 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 		return nil, err
 	}
 	b := snapshot.NewBuilder(lay.labelNames, lay.columns, p.rowsHint(rest))
+	b.ShareIndex(p.prev)
 	newest, err := p.parseRows(rest, lay, b)
 	if err != nil {
 		return nil, err
@@ -62,7 +63,6 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 		t = newest.time()
 	}
 	metrics, _ := p.table.Resolve(lay.subsystem(), lay.columns)
-	b.ShareIndex(p.prev)
 	snap, err := b.Build(t, metrics)
 	if err != nil {
 		return nil, errorf(ReasonParse, "%w", err)

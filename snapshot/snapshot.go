@@ -121,11 +121,22 @@ type Builder struct {
 	bits       []uint64
 	kinds      []Kind
 	prev       *Snapshot
+	rowsHint   int
+	// While shadowing, every row added so far has the labels of prev's row
+	// of the same index, and labels holds none of them: a steady fabric's
+	// labels are compared, not copied, and its snapshot shares prev's.
+	shadowing bool
+	shadowed  int // rows added while shadowing
 }
 
-// ShareIndex lets Build share prev's row index when the new snapshot has
-// the same rows: a steady fabric sends the same switches every poll.
-func (b *Builder) ShareIndex(prev *Snapshot) { b.prev = prev }
+// ShareIndex lets Build share prev's row index (and its labels) when the
+// new snapshot has the same rows: a steady fabric sends the same switches
+// every poll. Called before the first row, it also spares copying the
+// labels of rows that AddRowValues finds equal to prev's.
+func (b *Builder) ShareIndex(prev *Snapshot) {
+	b.prev = prev
+	b.shadowing = prev != nil && b.NumRows() == 0 && slices.Equal(prev.labelNames, b.labelNames)
+}
 
 // NewBuilder starts a snapshot with the given identity labels (the first must
 // be switch_id) and metric columns, sized for rowsHint rows.
@@ -133,16 +144,31 @@ func NewBuilder(labelNames, columns []string, rowsHint int) *Builder {
 	return &Builder{
 		labelNames: labelNames,
 		columns:    columns,
-		labels:     make([]string, 0, rowsHint*len(labelNames)),
 		bits:       make([]uint64, 0, rowsHint*len(columns)),
 		kinds:      make([]Kind, 0, rowsHint*len(columns)),
+		rowsHint:   rowsHint,
 	}
+}
+
+// appendLabels appends a row's labels, first copying the rows added while
+// shadowing: from here on the rows differ from prev's.
+func (b *Builder) appendLabels(labels []string) {
+	if b.labels == nil || b.shadowing {
+		nl := len(b.labelNames)
+		all := make([]string, 0, max(b.rowsHint, b.NumRows()+1)*nl)
+		if b.shadowing {
+			all = append(all, b.prev.labels[:b.shadowed*nl]...)
+			b.shadowing = false
+		}
+		b.labels = all
+	}
+	b.labels = append(b.labels, labels...)
 }
 
 // AddRow appends a row whose values are all absent and returns its index.
 // labels must have one value per label name.
 func (b *Builder) AddRow(labels ...string) int {
-	b.labels = append(b.labels, labels...)
+	b.appendLabels(labels)
 	b.bits = append(b.bits, make([]uint64, len(b.columns))...)
 	b.kinds = append(b.kinds, make([]Kind, len(b.columns))...)
 	return b.NumRows() - 1
@@ -154,7 +180,11 @@ func (b *Builder) AddRowValues(labels []string, values []Value) int {
 	if len(values) != len(b.columns) {
 		panic(fmt.Sprintf("snapshot: %d values for %d columns", len(values), len(b.columns)))
 	}
-	b.labels = append(b.labels, labels...)
+	if b.shadowing && b.shadowed < b.prev.NumRows() && slices.Equal(labels, b.prev.RowLabels(b.shadowed)) {
+		b.shadowed++
+	} else {
+		b.appendLabels(labels)
+	}
 	n := len(b.bits)
 	b.bits = slices.Grow(b.bits, len(values))[:n+len(values)]
 	b.kinds = slices.Grow(b.kinds, len(values))[:n+len(values)]
@@ -165,7 +195,12 @@ func (b *Builder) AddRowValues(labels []string, values []Value) int {
 }
 
 // NumRows is the number of rows added so far.
-func (b *Builder) NumRows() int { return len(b.labels) / max(len(b.labelNames), 1) }
+func (b *Builder) NumRows() int {
+	if b.shadowing {
+		return b.shadowed
+	}
+	return len(b.labels) / max(len(b.labelNames), 1)
+}
 
 // Set stores the value of one cell of a row added before.
 func (b *Builder) Set(row, col int, v Value) {
@@ -185,7 +220,10 @@ func (b *Builder) Build(t time.Time, metrics []schema.Metric) (*Snapshot, error)
 	}
 	// A steady source sends the rows of the last snapshot, sorted already:
 	// then the sort check, the duplicate check and the index are its.
-	sameAsPrev := b.sameRows(b.prev)
+	if b.shadowing && b.shadowed < b.prev.NumRows() {
+		b.appendLabels(nil) // prev's first rows only: a snapshot of its own
+	}
+	sameAsPrev := b.shadowing || b.sameRows(b.prev)
 	if !sameAsPrev {
 		b.sortRows()
 		sameAsPrev = b.sameRows(b.prev)

@@ -37,6 +37,22 @@ func build(t *testing.T, labelNames, columns []string, rows []row, prev *Snapsho
 	return b.Build(t0, make([]schema.Metric, len(columns)))
 }
 
+// buildShadowing builds as the parser does: ShareIndex before the first
+// row, then AddRowValues, so rows equal to prev's are compared, not copied.
+func buildShadowing(t *testing.T, labelNames, columns []string, rows []row, prev *Snapshot) *Snapshot {
+	t.Helper()
+	b := NewBuilder(labelNames, columns, 1)
+	b.ShareIndex(prev)
+	for _, r := range rows {
+		b.AddRowValues(r.labels, r.values)
+	}
+	s, err := b.Build(t0, make([]schema.Metric, len(columns)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
 func mustBuild(t *testing.T, labelNames, columns []string, rows []row, prev *Snapshot) *Snapshot {
 	t.Helper()
 	s, err := build(t, labelNames, columns, rows, prev)
@@ -246,34 +262,18 @@ func TestShareIndex(t *testing.T) {
 		}, false},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := mustBuild(t, names, []string{"m"}, tt.rows, prev)
-			if got := s.SameRows(prev); got != tt.share {
-				t.Errorf("SameRows(prev) = %v, want %v", got, tt.share)
-			}
-			// Shared or not, the index answers for this snapshot's rows.
-			fresh := mustBuild(t, names, []string{"m"}, tt.rows, nil)
-			if got, want := dump(s), dump(fresh); !slices.Equal(got, want) {
-				t.Errorf("rows with ShareIndex %q, without %q", got, want)
-			}
-			if got, want := s.Switches(), fresh.Switches(); !slices.Equal(got, want) {
-				t.Errorf("Switches() = %q, want %q", got, want)
-			}
-			for _, id := range fresh.Switches() {
-				gs, ge, gok := s.SwitchRows(id)
-				ws, we, wok := fresh.SwitchRows(id)
-				if gs != ws || ge != we || gok != wok {
-					t.Errorf("SwitchRows(%q) = %d,%d,%v, want %d,%d,%v", id, gs, ge, gok, ws, we, wok)
+		for _, shadowing := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/shadowing=%v", tt.name, shadowing), func(t *testing.T) {
+				s := mustBuild(t, names, []string{"m"}, tt.rows, prev)
+				if shadowing {
+					s = buildShadowing(t, names, []string{"m"}, tt.rows, prev)
 				}
-			}
-			for _, id := range prev.Switches() {
-				if _, _, ok := fresh.SwitchRows(id); !ok {
-					if _, _, got := s.SwitchRows(id); got {
-						t.Errorf("SwitchRows(%q) found a switch this snapshot does not have", id)
-					}
+				if got := s.SameRows(prev); got != tt.share {
+					t.Errorf("SameRows(prev) = %v, want %v", got, tt.share)
 				}
-			}
-		})
+				checkSameAsFresh(t, s, names, tt.rows, prev)
+			})
+		}
 	}
 	t.Run("fresh snapshot does not share with an unrelated one", func(t *testing.T) {
 		other := mustBuild(t, names, []string{"m"}, rowsA, nil)
@@ -287,6 +287,33 @@ func TestShareIndex(t *testing.T) {
 			t.Error("SameRows(nil) is true")
 		}
 	})
+}
+
+// checkSameAsFresh checks that s, built with ShareIndex(prev), answers for
+// its rows as a snapshot built without prev does: rows, values and index.
+func checkSameAsFresh(t *testing.T, s *Snapshot, names []string, rows []row, prev *Snapshot) {
+	t.Helper()
+	fresh := mustBuild(t, names, []string{"m"}, rows, nil)
+	if got, want := dump(s), dump(fresh); !slices.Equal(got, want) {
+		t.Errorf("rows with ShareIndex %q, without %q", got, want)
+	}
+	if got, want := s.Switches(), fresh.Switches(); !slices.Equal(got, want) {
+		t.Errorf("Switches() = %q, want %q", got, want)
+	}
+	for _, id := range fresh.Switches() {
+		gs, ge, gok := s.SwitchRows(id)
+		ws, we, wok := fresh.SwitchRows(id)
+		if gs != ws || ge != we || gok != wok {
+			t.Errorf("SwitchRows(%q) = %d,%d,%v, want %d,%d,%v", id, gs, ge, gok, ws, we, wok)
+		}
+	}
+	for _, id := range prev.Switches() {
+		if _, _, ok := fresh.SwitchRows(id); !ok {
+			if _, _, got := s.SwitchRows(id); got {
+				t.Errorf("SwitchRows(%q) found a switch this snapshot does not have", id)
+			}
+		}
+	}
 }
 
 // TestStoreConcurrentReaders publishes snapshots whose every cell holds the
