@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/fabrictelemetry/aggregator/internal/benchsink"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -54,25 +55,6 @@ var benchStore = sync.OnceValue(func() *snapshot.Store {
 	s.Publish(snap)
 	return s
 })
-
-// sink copies what is written into a scratch buffer, as a socket write
-// copies into the kernel, so that every method pays for moving its bytes.
-type sink struct {
-	header  http.Header
-	scratch [32 << 10]byte
-	n       int64
-}
-
-func (s *sink) Header() http.Header { return s.header }
-func (s *sink) WriteHeader(int)     {}
-func (s *sink) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		p = p[copy(s.scratch[:], p):]
-	}
-	s.n += int64(n)
-	return n, nil
-}
 
 // onlyReader hides bytes.Reader's WriteTo so io.Copy moves the bytes.
 type onlyReader struct{ io.Reader }
@@ -156,15 +138,15 @@ func BenchmarkMetricsFabric(b *testing.B) {
 			h := e.Handler()
 			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 			req.Header.Set("Accept-Encoding", tc.encoding)
-			w := &sink{header: http.Header{}}
+			w := benchsink.New()
 			h.ServeHTTP(w, req) // the port part is rendered (and compressed) once, here
-			b.SetBytes(w.n)
+			b.SetBytes(w.N)
 			b.ReportAllocs()
 			// The switch source's next polls: new snapshots, the same rows.
 			polls := [2]*snapshot.Snapshot{pollAgain(b, parts[0]), pollAgain(b, parts[0])}
 			for i := 0; b.Loop(); i++ {
 				own.PublishView(snapshot.NewView(polls[i%2], parts[1]))
-				w.n = 0
+				w.N = 0
 				h.ServeHTTP(w, req)
 			}
 		})
@@ -176,7 +158,7 @@ func benchMetrics(b *testing.B, store *snapshot.Store) {
 
 	b.Run("floor_copy_rendered", func(b *testing.B) {
 		data, _ := renderView(b, store, false)
-		w := &sink{}
+		w := &benchsink.Writer{}
 		b.SetBytes(int64(len(data)))
 		b.ReportAllocs()
 		for b.Loop() {
@@ -197,12 +179,12 @@ func benchMetrics(b *testing.B, store *snapshot.Store) {
 			req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
 			req.Header.Set("Accept", tc.accept)
 			req.Header.Set("Accept-Encoding", tc.encoding)
-			w := &sink{header: http.Header{}}
+			w := benchsink.New()
 			h.ServeHTTP(w, req) // renders the view: the first scrape's cost, measured below
-			b.SetBytes(w.n)
+			b.SetBytes(w.N)
 			b.ReportAllocs()
 			for b.Loop() {
-				w.n = 0
+				w.N = 0
 				h.ServeHTTP(w, req)
 			}
 		})
@@ -232,7 +214,7 @@ func benchMetrics(b *testing.B, store *snapshot.Store) {
 	b.Run("gather_and_encode", func(b *testing.B) {
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(NewCollector(store))
-		w := &sink{}
+		w := &benchsink.Writer{}
 		b.ReportAllocs()
 		for b.Loop() {
 			mfs, err := reg.Gather()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/internal/benchsink"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -160,18 +161,18 @@ func growthMeasure(src string, minTime time.Duration) (*growthResult, error) {
 	e := exporter.New(store, exporter.Options{})
 	h := e.Handler()
 	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
-	w := &sink{header: http.Header{}}
+	w := benchsink.New()
 	a0 := totalAlloc()
 	t0 := time.Now()
 	h.ServeHTTP(w, req)
 	r.FirstScrapeNs = float64(time.Since(t0))
 	r.FirstScrapeAlloc = totalAlloc() - a0
-	r.ScrapeBytes = int(w.n)
+	r.ScrapeBytes = int(w.N)
 	var scrapes []float64
 	a0 = totalAlloc()
 	_ = repeat(minTime, 3, func() error {
 		t := time.Now()
-		w.n = 0
+		w.N = 0
 		h.ServeHTTP(w, req)
 		scrapes = append(scrapes, float64(time.Since(t)))
 		return nil
@@ -263,25 +264,6 @@ func procStatus(field string) float64 {
 		}
 	}
 	return math.NaN()
-}
-
-// sink copies what is written into a scratch buffer, as a socket write
-// copies into the kernel (the exporter benchmark's sink).
-type sink struct {
-	header  http.Header
-	scratch [32 << 10]byte
-	n       int64
-}
-
-func (s *sink) Header() http.Header { return s.header }
-func (s *sink) WriteHeader(int)     {}
-func (s *sink) Write(p []byte) (int, error) {
-	n := len(p)
-	for len(p) > 0 {
-		p = p[copy(s.scratch[:], p):]
-	}
-	s.n += int64(n)
-	return n, nil
 }
 
 type bufWriter struct {
