@@ -73,11 +73,18 @@ func BenchmarkParseBaselineEncodingCSV(b *testing.B) {
 }
 
 // pollBench serves the simulator's body for n switches from a loopback
-// httptest server and returns a fetcher for it; the server and the
-// client's connections are closed when the benchmark ends.
+// httptest server and returns a fetcher for it.
 func pollBench(b *testing.B, n int) (body []byte, f *Fetcher) {
 	b.Helper()
 	body = simulatorBody(b, n)
+	return body, serveBody(b, body)
+}
+
+// serveBody serves body from a loopback httptest server, as a source would,
+// and returns a keep-alive fetcher for it; the server and the client's
+// connections are closed when the benchmark ends.
+func serveBody(b *testing.B, body []byte) *Fetcher {
+	b.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/csv")
 		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
@@ -85,7 +92,43 @@ func pollBench(b *testing.B, n int) (body []byte, f *Fetcher) {
 	}))
 	client := srv.Client()
 	b.Cleanup(func() { client.CloseIdleConnections(); srv.Close() })
-	return body, &Fetcher{URL: srv.URL, MaxBytes: 256 << 20, Client: client}
+	return &Fetcher{URL: srv.URL, MaxBytes: 1 << 30, Client: client}
+}
+
+// benchPoll runs the poller's whole cycle on f's body in a loop, publishing
+// into a store, and returns the last cycle.
+func benchPoll(b *testing.B, body []byte, f *Fetcher) (last Cycle) {
+	b.Helper()
+	store := &snapshot.Store{}
+	p := &Poller{
+		Fetcher: f, Parser: NewParser(schema.Default()), Interval: time.Hour, Timeout: time.Minute,
+		Publish: store.Publish, Logger: slog.New(slog.DiscardHandler),
+	}
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if last = p.Poll(context.Background()); last.Err != nil {
+			b.Fatal(last.Err)
+		}
+	}
+	return last
+}
+
+// benchFetch is benchPoll's baseline: the same fetch of the same body, then
+// only its lines counted, which must be lines.
+func benchFetch(b *testing.B, body []byte, f *Fetcher, lines int) {
+	b.Helper()
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := f.Fetch(context.Background())
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := bytes.Count(got, []byte{'\n'}); n != lines {
+			b.Fatalf("%d lines, want %d", n, lines)
+		}
+	}
 }
 
 // BenchmarkPollCycle is one whole ingestion cycle as the poller runs it:
@@ -94,20 +137,8 @@ func BenchmarkPollCycle(b *testing.B) {
 	for _, n := range []int{50, 2000} {
 		b.Run(fmt.Sprintf("switches=%d", n), func(b *testing.B) {
 			body, f := pollBench(b, n)
-			store := &snapshot.Store{}
-			p := &Poller{
-				Fetcher: f, Parser: NewParser(schema.Default()), Interval: time.Hour, Timeout: 10 * time.Second,
-				Publish: store.Publish, Logger: slog.New(slog.DiscardHandler),
-			}
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				if c := p.Poll(context.Background()); c.Err != nil {
-					b.Fatal(c.Err)
-				}
-			}
-			if got := store.Load().Switches(); got != n {
-				b.Fatalf("%d switches published, want %d", got, n)
+			if got := benchPoll(b, body, f).Snapshot.Switches(); len(got) != n {
+				b.Fatalf("%d switches published, want %d", len(got), n)
 			}
 		})
 	}
@@ -119,17 +150,7 @@ func BenchmarkFetchOnly(b *testing.B) {
 	for _, n := range []int{50, 2000} {
 		b.Run(fmt.Sprintf("switches=%d", n), func(b *testing.B) {
 			body, f := pollBench(b, n)
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			for b.Loop() {
-				got, err := f.Fetch(context.Background())
-				if err != nil {
-					b.Fatal(err)
-				}
-				if lines := bytes.Count(got, []byte{'\n'}); lines != n+1 {
-					b.Fatalf("%d lines, want %d", lines, n+1)
-				}
-			}
+			benchFetch(b, body, f, n+1)
 		})
 	}
 }

@@ -2,12 +2,8 @@ package ingest
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
 	"io"
-	"log/slog"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"sync"
 	"testing"
@@ -110,57 +106,19 @@ func BenchmarkFabricParseBaselineEncodingCSV(b *testing.B) {
 	}
 }
 
-// fabricSource serves the fabric body over loopback as the simulator's
-// /csv/metrics would, and returns a fetcher for it (keep-alive).
-func fabricSource(b *testing.B) (body []byte, rows int, f *Fetcher) {
-	b.Helper()
-	body, rows = fabric(b)
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/csv")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		_, _ = w.Write(body)
-	}))
-	client := srv.Client()
-	b.Cleanup(func() { client.CloseIdleConnections(); srv.Close() })
-	return body, rows, &Fetcher{URL: srv.URL, MaxBytes: 1 << 30, Client: client}
-}
-
 // BenchmarkFabricPollCycle is one ingestion cycle of the fabric as the
 // poller runs it: fetch over loopback, parse and validate, build, swap.
 // Its baseline is BenchmarkFabricFetchOnly.
 func BenchmarkFabricPollCycle(b *testing.B) {
-	body, rows, f := fabricSource(b)
-	store := &snapshot.Store{}
-	p := &Poller{
-		Fetcher: f, Parser: NewParser(schema.Default()), Interval: time.Hour, Timeout: time.Minute,
-		Publish: store.Publish, Logger: slog.New(slog.DiscardHandler),
-	}
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		c := p.Poll(context.Background())
-		if c.Err != nil {
-			b.Fatal(c.Err)
-		}
-		if c.Snapshot.NumRows() != rows {
-			b.Fatalf("%d rows published, want %d", c.Snapshot.NumRows(), rows)
-		}
+	body, rows := fabric(b)
+	if c := benchPoll(b, body, serveBody(b, body)); c.Snapshot.NumRows() != rows {
+		b.Fatalf("%d rows published, want %d", c.Snapshot.NumRows(), rows)
 	}
 }
 
 // BenchmarkFabricFetchOnly is the same fetch of the same body, then only
 // its lines counted.
 func BenchmarkFabricFetchOnly(b *testing.B) {
-	body, rows, f := fabricSource(b)
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for b.Loop() {
-		got, err := f.Fetch(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if lines := bytes.Count(got, []byte{'\n'}); lines != rows+1 {
-			b.Fatalf("%d lines, want %d", lines, rows+1)
-		}
-	}
+	body, rows := fabric(b)
+	benchFetch(b, body, serveBody(b, body), rows+1)
 }

@@ -71,6 +71,22 @@ func (w *discardWriter) Header() http.Header         { return w.header }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 func (w *discardWriter) Write(p []byte) (int, error) { w.n += len(p); return len(p), nil }
 
+// benchHandler serves req with h in a loop into a discardWriter and fails
+// unless the answer is a 200; the bytes per op are the answer's size.
+func benchHandler(b *testing.B, h http.HandlerFunc, req *http.Request) {
+	b.Helper()
+	w := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	for b.Loop() {
+		w.n = 0
+		h(w, req)
+	}
+	b.SetBytes(int64(w.n))
+	if w.code != http.StatusOK {
+		b.Fatalf("status %d", w.code)
+	}
+}
+
 // constantHandler is the baseline: a bare handler writing a constant JSON
 // body, the floor any JSON endpoint pays.
 func constantHandler(body []byte) http.HandlerFunc {
@@ -179,16 +195,7 @@ func BenchmarkListMetrics(b *testing.B) {
 		api := New(simulatedStore(b, n), time.Second, nil)
 		req := httptest.NewRequest(http.MethodGet, "/telemetry/ListMetrics", nil)
 		b.Run(fmt.Sprintf("switches=%d", n), func(b *testing.B) {
-			w := &discardWriter{header: http.Header{}}
-			b.ReportAllocs()
-			for b.Loop() {
-				w.n = 0
-				api.ListMetrics(w, req)
-			}
-			b.SetBytes(int64(w.n))
-			if w.code != http.StatusOK {
-				b.Fatalf("status %d", w.code)
-			}
+			benchHandler(b, api.ListMetrics, req)
 		})
 	}
 }
@@ -207,16 +214,7 @@ func BenchmarkGetMetricPorts(b *testing.B) {
 		} {
 			req := httptest.NewRequest(http.MethodGet, "/telemetry/GetMetric?switch_id="+id+"&"+q.query, nil)
 			b.Run(fmt.Sprintf("switches=%d/%s", n, q.name), func(b *testing.B) {
-				w := &discardWriter{header: http.Header{}}
-				b.ReportAllocs()
-				for b.Loop() {
-					w.n = 0
-					api.GetMetric(w, req)
-				}
-				b.SetBytes(int64(w.n))
-				if w.code != http.StatusOK {
-					b.Fatalf("status %d", w.code)
-				}
+				benchHandler(b, api.GetMetric, req)
 			})
 		}
 	}
@@ -230,16 +228,7 @@ func BenchmarkListMetricsPorts(b *testing.B) {
 		for _, q := range []struct{ name, query string }{{"all", ""}, {"port", "port=7"}} {
 			req := httptest.NewRequest(http.MethodGet, "/telemetry/ListMetrics?"+q.query, nil)
 			b.Run(fmt.Sprintf("switches=%d/%s", n, q.name), func(b *testing.B) {
-				w := &discardWriter{header: http.Header{}}
-				b.ReportAllocs()
-				for b.Loop() {
-					w.n = 0
-					api.ListMetrics(w, req)
-				}
-				b.SetBytes(int64(w.n))
-				if w.code != http.StatusOK {
-					b.Fatalf("status %d", w.code)
-				}
+				benchHandler(b, api.ListMetrics, req)
 			})
 		}
 	}
