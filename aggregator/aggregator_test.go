@@ -3,7 +3,6 @@ package aggregator
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/internal/testproc"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
@@ -256,9 +256,9 @@ func TestStorageSurvivesRestart(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "default.snapshot"), []byte("FABRICSNAP\x01garbage"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var logs strings.Builder
+	var logs testproc.LockedBuffer
 	corrupt := down
-	corrupt.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil))
+	corrupt.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	a, err := New(corrupt)
 	if err != nil {
 		t.Fatal(err)
@@ -275,17 +275,6 @@ func TestStorageSurvivesRestart(t *testing.T) {
 func withLogger(t *testing.T, cfg Config) Config {
 	cfg.Logger = testLogger(t)
 	return cfg
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(p)
 }
 
 // TestMergeViewKeepsTheOtherKind: a poll of a switch-level source leaves

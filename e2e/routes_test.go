@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/fabrictelemetry/aggregator/aggregator"
 	"github.com/fabrictelemetry/aggregator/config"
+	"github.com/fabrictelemetry/aggregator/internal/testproc"
 )
 
 // route is one endpoint of the aggregator's router.
@@ -64,7 +64,7 @@ func aggregatorRoutes(t testing.TB) []route {
 }
 
 func walkRoutes() ([]route, string) {
-	logs := &lockedBuffer{}
+	logs := &testproc.LockedBuffer{}
 	agg, err := aggregator.New(aggregator.Config{
 		Sources: []config.Source{{
 			Name: "default", URL: "http://127.0.0.1:1/counters", Format: config.FormatAuto, Shards: 1,
@@ -128,24 +128,6 @@ func errString(err error) string {
 		return "nil"
 	}
 	return err.Error()
-}
-
-// lockedBuffer is a bytes.Buffer shared by a logger and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // TestRoutesAreReadOnly walks the aggregator's router: every route must be

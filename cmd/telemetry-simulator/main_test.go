@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
+	"github.com/fabrictelemetry/aggregator/internal/testproc"
 	"github.com/fabrictelemetry/aggregator/simulator"
 )
 
@@ -94,30 +94,12 @@ func TestHelpAndVersion(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer the server's logger and the test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestServeAndShutdown starts the program on a free port with the mode given
 // positionally, fetches the counters and stops it as a signal would.
 func TestServeAndShutdown(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testproc.LockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, []string{
@@ -175,7 +157,7 @@ func TestServeAndShutdown(t *testing.T) {
 
 // waitForLog polls the logs until pattern matches and returns its first
 // group, or the whole match if it has none.
-func waitForLog(t *testing.T, logs *syncBuffer, pattern string) string {
+func waitForLog(t *testing.T, logs *testproc.LockedBuffer, pattern string) string {
 	t.Helper()
 	re := regexp.MustCompile(pattern)
 	deadline := time.Now().Add(10 * time.Second)
@@ -195,7 +177,7 @@ func waitForLog(t *testing.T, logs *syncBuffer, pattern string) string {
 func TestServePorts(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	logs := &syncBuffer{}
+	logs := &testproc.LockedBuffer{}
 	done := make(chan int, 1)
 	go func() {
 		done <- runContext(ctx, []string{
