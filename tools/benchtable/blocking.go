@@ -15,16 +15,12 @@ import (
 //	rcu         the REST API alone over snapshot.Store, fed by ingest.Poller
 //	rwmutex     the REST API alone over lockedStore (writer holds the lock while parsing)
 func blockingRun(ctx context.Context, o options, rate float64, log io.Writer) (*blockingFigures, error) {
-	bodies, err := simBodies(o.fabricSwitches, o.fabricPorts, 2)
-	if err != nil {
-		return nil, err
-	}
-	src, err := newSource(bodies...)
+	src, err := newSource(o.fabricSwitches, o.fabricPorts, 2)
 	if err != nil {
 		return nil, err
 	}
 	defer src.close()
-	f := &blockingFigures{rate: rate, dur: o.blockDur, switches: o.fabricSwitches, ports: o.fabricPorts, bodyLen: len(bodies[0])}
+	f := &blockingFigures{rate: rate, dur: o.blockDur, switches: o.fabricSwitches, ports: o.fabricPorts, bodyLen: len(src.bodies[0])}
 	width := max(2, len(fmt.Sprint(o.fabricSwitches)))
 	query := fmt.Sprintf("/telemetry/GetMetric?switch_id=SW-%0*d&metric_name=PortXmitDataExtended&port=3", width, o.fabricSwitches/2)
 	for _, mode := range []string{"aggregator", "rcu", "rwmutex"} {

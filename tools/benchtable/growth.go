@@ -75,11 +75,7 @@ func growthRun(ctx context.Context, o options, log io.Writer) ([]growthResult, e
 	}
 	var out []growthResult
 	for _, sz := range sizes {
-		bodies, err := simBodies(sz.switches, sz.ports, 2)
-		if err != nil {
-			return nil, err
-		}
-		src, err := newSource(bodies...)
+		src, err := newSource(sz.switches, sz.ports, 2)
 		if err != nil {
 			return nil, err
 		}

@@ -29,7 +29,12 @@ type source struct {
 	n      atomic.Uint64
 }
 
-func newSource(bodies ...[]byte) (*source, error) {
+// newSource serves n successive snapshots of a simulated fabric (simBodies).
+func newSource(switches, ports, n int) (*source, error) {
+	bodies, err := simBodies(switches, ports, n)
+	if err != nil {
+		return nil, err
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -116,11 +121,7 @@ type httpFigures struct {
 }
 
 func httpFiguresRun(ctx context.Context, o options, log io.Writer) (*httpFigures, error) {
-	bodies, err := simBodies(50, 0, 1)
-	if err != nil {
-		return nil, err
-	}
-	src, err := newSource(bodies...)
+	src, err := newSource(50, 0, 1)
 	if err != nil {
 		return nil, err
 	}
