@@ -2,9 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/csv"
-	"io"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -77,30 +74,7 @@ func BenchmarkFabricParseBaselineEncodingCSV(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		r := csv.NewReader(bytes.NewReader(body))
-		if _, err := r.Read(); err != nil {
-			b.Fatal(err)
-		}
-		n := 0
-		for {
-			rec, err := r.Read()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				b.Fatal(err)
-			}
-			n++
-			for _, f := range rec[identity:] {
-				if f == "" {
-					continue
-				}
-				if _, err := strconv.ParseFloat(f, 64); err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
-		if n != rows {
+		if n := readWithEncodingCSV(b, body, identity); n != rows {
 			b.Fatalf("%d rows, want %d", n, rows)
 		}
 	}
