@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -153,3 +154,42 @@ func (s series) matching(prefix, label string) map[string]string {
 }
 
 func (s series) count(prefix, label string) int { return len(s.matching(prefix, label)) }
+
+// TestExampleConfigRuns runs the config file the README and
+// docs/configuration.md show, config/testdata/example.yml, as it is but
+// for the simulator's address (the file names the simulator's default,
+// 127.0.0.1:9001, which a test cannot count on being free): both of its
+// sources must come up.
+func TestExampleConfigRuns(t *testing.T) {
+	example, err := os.ReadFile(filepath.Join("..", "config", "testdata", "example.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const defaultAddr = "http://127.0.0.1:9001/"
+	if !bytes.Contains(example, []byte(defaultAddr)) {
+		t.Fatalf("the example no longer names the local simulator (%s)", defaultAddr)
+	}
+	sim := StartSimulator(t, "--switches=8", "--interval=1s", "--incident-rate=0")
+	configFile := filepath.Join(t.TempDir(), "example.yml")
+	local := bytes.ReplaceAll(example, []byte(defaultAddr), []byte(sim.URL+"/"))
+	if err := os.WriteFile(configFile, local, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	agg := StartAggregator(t, "--config.file="+configFile)
+	WaitReady(t, agg, 30*time.Second)
+	Eventually(t, 30*time.Second, 50*time.Millisecond, func() error {
+		series, err := scrapeSeries(agg.URL)
+		if err != nil {
+			return err
+		}
+		for _, want := range []string{`fabric_source_up{source="east"} 1`, `fabric_source_up{source="west"} 1`} {
+			if !series.hasLine(want) {
+				return fmt.Errorf("no %s", want)
+			}
+		}
+		if series.count("fabric_port_", `fabric="east"`) == 0 || series.count("fabric_switch_", "") == 0 {
+			return errors.New("east's port series or west's switch series missing")
+		}
+		return nil
+	})
+}

@@ -155,4 +155,7 @@ func TestPollerShardFailureRejectsAll(t *testing.T) {
 	if published || ReasonOf(c.Err) != ReasonHTTPStatus || !strings.Contains(c.Err.Error(), "shard 2 of 2") {
 		t.Errorf("published %v, error %v: want the poll rejected, naming shard 2", published, c.Err)
 	}
+	if n := strings.Count(c.Err.Error(), string(ReasonHTTPStatus)); n != 1 {
+		t.Errorf("error %q names its reason %d times, want once", c.Err, n)
+	}
 }

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -62,9 +63,17 @@ func eachShard(shards []shard, f func(*shard) error) error {
 	}
 	wg.Wait()
 	for i, err := range errs {
-		if err != nil {
-			return &Error{Reason: ReasonOf(err), Err: fmt.Errorf("shard %d of %d: %w", i+1, len(shards), err)}
+		if err == nil {
+			continue
 		}
+		// The shard's reason is said once, before the shard number:
+		// "parse: shard 2 of 4: ...", not "parse: shard 2 of 4: parse: ...".
+		reason := ReasonOf(err)
+		var e *Error
+		if errors.As(err, &e) {
+			err = e.Err
+		}
+		return &Error{Reason: reason, Err: fmt.Errorf("shard %d of %d: %w", i+1, len(shards), err)}
 	}
 	return nil
 }

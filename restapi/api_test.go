@@ -128,6 +128,10 @@ func TestBadParameters(t *testing.T) {
 		{"repeated port", "port=1&switch_id=SW-01&metric_name=Power_W&port=2", []string{"port", "more than once"}, false},
 		{"bad percent in port", "switch_id=SW-01&metric_name=Power_W&port=%zz", []string{"port"}, true},
 		{"missing with port", "switch_id=SW-01&port=1", []string{"metric_name"}, false},
+		{"encoded invalid UTF-8 in value", "switch_id=SW-%FF%FE&metric_name=Power_W", []string{"switch_id", "UTF-8"}, true},
+		{"raw invalid UTF-8 in value", "switch_id=SW-01&metric_name=Power_W\xff", []string{"metric_name", "UTF-8"}, true},
+		{"surrogate in value", "switch_id=%ed%a0%80&metric_name=Power_W", []string{"switch_id", "UTF-8"}, true},
+		{"invalid UTF-8 in key", "switch_id=SW-01&metric_name=Power_W&%ff=1", []string{"UTF-8"}, true},
 	}
 	for _, ready := range []bool{true, false} {
 		name := "before first snapshot"

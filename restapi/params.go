@@ -3,6 +3,7 @@ package restapi
 import (
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // singleParams reads parameters that may appear at most once, without
@@ -56,7 +57,10 @@ func multiParams(rawQuery string, names ...string) (map[string][]string, error) 
 	return out, err
 }
 
-// scanQuery decodes each key=value pair of a query string in order.
+// scanQuery decodes each key=value pair of a query string in order. A pair
+// that does not decode to valid UTF-8 (SW-%FF%FE) is badly encoded too: no
+// switch, metric or port is named by it, and answering 404 would hide that
+// the client's encoding is wrong.
 func scanQuery(rawQuery string, visit func(key, value string) error) error {
 	for rawQuery != "" {
 		var pair string
@@ -69,12 +73,18 @@ func scanQuery(rawQuery string, visit func(key, value string) error) error {
 		}
 		rawKey, rawValue, _ := strings.Cut(pair, "=")
 		key, err := url.QueryUnescape(rawKey)
+		if err == nil && !utf8.ValidString(key) {
+			return badRequest("parameter name %q is not valid UTF-8", clip(strings.ToValidUTF8(key, "\uFFFD")))
+		}
 		if err != nil {
 			return badRequest("badly encoded parameter name %q", clip(rawKey))
 		}
 		value, err := url.QueryUnescape(rawValue)
 		if err != nil {
 			return badRequest("badly encoded value of parameter %q", clip(key))
+		}
+		if !utf8.ValidString(value) {
+			return badRequest("value of parameter %q is not valid UTF-8", clip(key))
 		}
 		if err := visit(key, value); err != nil {
 			return err
