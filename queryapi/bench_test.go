@@ -13,42 +13,17 @@ import (
 	"github.com/prometheus/prometheus/storage"
 
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
-// benchSnapshot is a fabric of n switches with the given columns, counters
-// advancing with k; the row storage is shared with prev as the parser shares
-// it for an unchanged fabric.
-func benchSnapshot(tb testing.TB, n, k int, cols []string, prev *snapshot.Snapshot) *snapshot.Snapshot {
-	tb.Helper()
-	b := snapshot.NewBuilder([]string{snapshot.SwitchLabel}, cols, n)
-	b.ShareIndex(prev)
-	for i := range n {
-		row := b.AddRow(fmt.Sprintf("SW-%06d", i+1))
-		for c := range cols {
-			b.Set(row, c, snapshot.UintValue(uint64(i*1000+(k+1)*(i%97+1)*(c+1))))
-		}
-	}
-	metrics, _ := schema.Default().Resolve(schema.SwitchSubsystem, cols)
-	s, err := b.Build(t0.Add(time.Duration(k)*step), metrics)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return s
-}
-
 // benchHistory holds snapshots k = 0..snaps-1 of n switches, encoded as c
 // says.
 func benchHistory(tb testing.TB, n, snaps int, cols []string, c compression) (*History, *snapshot.Snapshot) {
 	h := withCompression(NewHistory(time.Hour), c)
-	var s *snapshot.Snapshot
-	for k := range snaps {
-		s = benchSnapshot(tb, n, k, cols, s)
-		h.Append(s)
-	}
-	return h, s
+	return h, historytest.AppendBenchFabric(tb, h, n, snaps, cols)
 }
 
 func allColumns() []string {
@@ -67,26 +42,11 @@ var (
 	benchLast *snapshot.Snapshot
 )
 
-// Benchmark sizes: the issue's, or tiny ones with -short (the suite's
-// bench-short run, which only checks that the benchmarks still work).
-func benchSize(full, short int) int {
-	if testing.Short() {
-		return short
-	}
-	return full
-}
-
-// benchSwitches is bench100k's size, and benchMiddle the switch in its
-// middle that the selective benchmarks look up.
-func benchSwitches() int { return benchSize(100_000, 1_000) }
-
-func benchMiddle() string { return fmt.Sprintf("SW-%06d", benchSwitches()/2) }
-
 // bench100k is 100,000 switches (one transmit_bytes series each) × 6
 // snapshots, shared by the query benchmarks.
 func bench100k(b *testing.B) *History {
 	benchOnce.Do(func() {
-		benchH, benchLast = benchHistory(b, benchSwitches(), 6, []string{"Tx_Bytes"}, defaultCompression)
+		benchH, benchLast = benchHistory(b, historytest.BenchSwitches(), 6, []string{"Tx_Bytes"}, defaultCompression)
 	})
 	return benchH
 }
@@ -111,7 +71,7 @@ func runQuery(b *testing.B, ng *promql.Engine, q storage.Queryable, qs string, a
 func BenchmarkSelective(b *testing.B) {
 	h := bench100k(b)
 	ng := New(nil, nil, Options{}).engine
-	qs := `fabric_switch_transmit_bytes_total{switch_id="` + benchMiddle() + `"}`
+	qs := `fabric_switch_transmit_bytes_total{switch_id="` + historytest.BenchMiddle() + `"}`
 	at := t0.Add(50 * time.Second)
 	b.Run("index", func(b *testing.B) { runQuery(b, ng, queryable{h: h}, qs, at, 1) })
 	b.Run("fullscan", func(b *testing.B) { runQuery(b, ng, queryable{h: h, fullScan: true}, qs, at, 1) })
@@ -139,20 +99,20 @@ func BenchmarkTopkRate(b *testing.B) {
 				h := NewHistory(time.Hour)
 				var s *snapshot.Snapshot
 				for k := range 6 {
-					s = benchSnapshot(b, n, k, []string{"Tx_Bytes"}, s)
-					h.Append(withFabric(b, s, f))
+					s = historytest.BenchSnapshot(b, n, k, []string{"Tx_Bytes"}, s)
+					h.Append(historytest.WithFabric(b, s, f))
 				}
 				hs = append(hs, h)
 			}
 			return hs
 		}
-		n := benchSwitches()
+		n := historytest.BenchSwitches()
 		b.Run("one-source", func(b *testing.B) { runQuery(b, ng, Union(labelled(n, "a")...), qs, at, 10) })
 		b.Run("two-sources", func(b *testing.B) { runQuery(b, ng, Union(labelled(n/2, "a", "b")...), qs, at, 10) })
 	})
 	b.Run("ports-2000x64", func(b *testing.B) {
 		const qs = "topk(10, rate(fabric_port_transmit_bytes_total[1m]))"
-		cfg := simulator.Config{Switches: benchSize(2000, 20), Ports: benchSize(64, 4), Seed: 1, IncidentRate: 0.002}
+		cfg := simulator.Config{Switches: historytest.BenchSize(2000, 20), Ports: historytest.BenchSize(64, 4), Seed: 1, IncidentRate: 0.002}
 		snaps := simSnapshots(b, cfg, simT0, 12)
 		at := simT0.Add(10 * step)
 		for _, c := range []struct {
@@ -177,14 +137,14 @@ func BenchmarkTopkRate(b *testing.B) {
 // layout and index included.
 func BenchmarkHistoryBytesPerSample(b *testing.B) {
 	cols := allColumns()
-	switches := benchSize(10_000, 100)
+	switches := historytest.BenchSize(10_000, 100)
 	snaps := make([]*snapshot.Snapshot, 60)
 	for k := range snaps {
 		var prev *snapshot.Snapshot
 		if k > 0 {
 			prev = snaps[k-1]
 		}
-		snaps[k] = benchSnapshot(b, switches, k, cols, prev)
+		snaps[k] = historytest.BenchSnapshot(b, switches, k, cols, prev)
 	}
 	for _, n := range []int{6, 60} {
 		b.Run(fmt.Sprintf("snapshots-%d", n), func(b *testing.B) {
@@ -224,7 +184,7 @@ func BenchmarkHistoryBytesPerSample(b *testing.B) {
 // their parses) and holds 2.5 GB at the end. With -short: 20 × 4 ports and
 // 40 polls.
 func BenchmarkHistoryEncoded(b *testing.B) {
-	fabric := simulator.Config{Switches: benchSize(2000, 20), Ports: benchSize(64, 4), Seed: 1, IncidentRate: 0.002}
+	fabric := simulator.Config{Switches: historytest.BenchSize(2000, 20), Ports: historytest.BenchSize(64, 4), Seed: 1, IncidentRate: 0.002}
 	for _, tc := range []struct {
 		name  string
 		cfg   simulator.Config
@@ -240,7 +200,7 @@ func BenchmarkHistoryEncoded(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
-				benchEncoded(b, tc.cfg, benchSize(tc.polls, 40), tc.comp)
+				benchEncoded(b, tc.cfg, historytest.BenchSize(tc.polls, 40), tc.comp)
 			}
 		})
 	}
@@ -328,7 +288,7 @@ func heapInUse() uint64 {
 // fabric at 200 switches × 64 ports (218k series), the work compress spreads
 // over 15 appends, and decodes it again.
 func BenchmarkEncodeRun(b *testing.B) {
-	cfg := simulator.Config{Switches: benchSize(200, 20), Ports: benchSize(64, 4), Seed: 1, IncidentRate: 0.002}
+	cfg := simulator.Config{Switches: historytest.BenchSize(200, 20), Ports: historytest.BenchSize(64, 4), Seed: 1, IncidentRate: 0.002}
 	h := withCompression(NewHistory(time.Hour), compression{})
 	for _, s := range simSnapshots(b, cfg, simT0, defaultCompression.runBlocks) { // one run
 		h.Append(s)

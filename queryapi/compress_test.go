@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
@@ -62,21 +63,21 @@ func mixedSnapshots(tb testing.TB) []*snapshot.Snapshot {
 	odd := []float64{math.NaN(), math.Copysign(0, -1), math.Pi, 1e300, 0.1, 2.5}
 	for k := 40; k < 52; k++ {
 		at := simT0.Add(time.Duration(k) * step)
-		cols := fixtureColumns
+		cols := historytest.Columns()
 		if k >= 46 {
-			cols = append(slices.Clone(fixtureColumns), "Fan_Speed_RPM")
+			cols = append(historytest.Columns(), "Fan_Speed_RPM")
 		}
-		rows := []fixtureRow{
-			{"SW-01", map[string]float64{"Tx_Bytes": float64(1000 * k), "Temperature_C": odd[k%len(odd)], "Latency_Avg_uSec": float64(k) / 8, "Fan_Speed_RPM": 9000}},
-			{"SW-02", map[string]float64{"Tx_Bytes": 77, "Latency_Avg_uSec": 3.25}},
+		rows := []historytest.Switch{
+			{ID: "SW-01", Values: map[string]float64{"Tx_Bytes": float64(1000 * k), "Temperature_C": odd[k%len(odd)], "Latency_Avg_uSec": float64(k) / 8, "Fan_Speed_RPM": 9000}},
+			{ID: "SW-02", Values: map[string]float64{"Tx_Bytes": 77, "Latency_Avg_uSec": 3.25}},
 		}
 		if k%4 != 1 {
-			rows = append(rows, fixtureRow{"SW-03", map[string]float64{"Tx_Bytes": float64(1<<53) + float64(k*4096), "Temperature_C": 40 + float64(k%5)/100}})
+			rows = append(rows, historytest.Switch{ID: "SW-03", Values: map[string]float64{"Tx_Bytes": float64(1<<53) + float64(k*4096), "Temperature_C": 40 + float64(k%5)/100}})
 		}
 		if k >= 43 {
-			rows = append(rows, fixtureRow{"SW-04", map[string]float64{"Tx_Bytes": float64(k * k), "Temperature_C": math.NaN()}})
+			rows = append(rows, historytest.Switch{ID: "SW-04", Values: map[string]float64{"Tx_Bytes": float64(k * k), "Temperature_C": math.NaN()}})
 		}
-		snaps = append(snaps, buildSnapshot(tb, at, cols, rows...))
+		snaps = append(snaps, historytest.Switches(tb, at, cols, rows...))
 	}
 	return append(snaps, simSnapshots(tb, cfg, simT0.Add(52*step), 28)...)
 }
@@ -288,11 +289,11 @@ func identicalMatrices(a, b promql.Matrix) bool {
 func TestCompressWithoutSeries(t *testing.T) {
 	h := withCompression(NewHistory(time.Hour), compression{runBlocks: 2, spread: 1, minRun: 1, minBatch: 1})
 	for k := range 8 {
-		cols := fixtureColumns
+		cols := historytest.Columns()
 		if k < 4 {
 			cols = nil
 		}
-		h.Append(buildSnapshot(t, t0.Add(time.Duration(k)*step), cols, fixtureRow{"SW-01", map[string]float64{"Tx_Bytes": float64(k)}}))
+		h.Append(historytest.Switches(t, t0.Add(time.Duration(k)*step), cols, historytest.Switch{ID: "SW-01", Values: map[string]float64{"Tx_Bytes": float64(k)}}))
 	}
 	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour), labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total"))
 	want := []sample{{ms(4 * step), 4}, {ms(5 * step), 5}, {ms(6 * step), 6}, {ms(7 * step), 7}}

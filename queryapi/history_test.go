@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/prometheus/model/value"
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 )
 
 type sample struct {
@@ -141,10 +143,12 @@ func TestLayoutShared(t *testing.T) {
 // series by labels.
 func TestSwitchJoins(t *testing.T) {
 	h := NewHistory(time.Hour)
-	row := func(id string, v float64) fixtureRow { return fixtureRow{id, map[string]float64{"Tx_Bytes": v}} }
-	h.Append(buildSnapshot(t, t0, fixtureColumns, row("SW-01", 1)))
-	h.Append(buildSnapshot(t, t0.Add(step), fixtureColumns, row("SW-01", 2), row("SW-02", 20)))
-	h.Append(buildSnapshot(t, t0.Add(2*step), fixtureColumns, row("SW-02", 30)))
+	row := func(id string, v float64) historytest.Switch {
+		return historytest.Switch{ID: id, Values: map[string]float64{"Tx_Bytes": v}}
+	}
+	h.Append(historytest.Switches(t, t0, historytest.Columns(), row("SW-01", 1)))
+	h.Append(historytest.Switches(t, t0.Add(step), historytest.Columns(), row("SW-01", 2), row("SW-02", 20)))
+	h.Append(historytest.Switches(t, t0.Add(2*step), historytest.Columns(), row("SW-02", 30)))
 	if v := h.Load(); v.blocks[0].lay == v.blocks[1].lay || v.blocks[1].lay != v.blocks[2].lay {
 		t.Error("want a new layout when SW-02 joins, kept when SW-01 leaves")
 	}
@@ -166,8 +170,8 @@ func TestSwitchJoins(t *testing.T) {
 // A fabric that shrinks to less than half gets a layout of its own.
 func TestShrunkFabricNewLayout(t *testing.T) {
 	h := NewHistory(time.Hour)
-	h.Append(fixtureSnapshot(t, 0))
-	h.Append(buildSnapshot(t, t0.Add(step), fixtureColumns, fixtureRow{"SW-01", map[string]float64{"Tx_Bytes": 1}}))
+	h.Append(historytest.Fixture(t, 0))
+	h.Append(historytest.Switches(t, t0.Add(step), historytest.Columns(), historytest.Switch{ID: "SW-01", Values: map[string]float64{"Tx_Bytes": 1}}))
 	if v := h.Load(); v.blocks[0].lay == v.blocks[1].lay {
 		t.Error("one switch of three kept the three-switch layout")
 	}
@@ -176,7 +180,7 @@ func TestShrunkFabricNewLayout(t *testing.T) {
 func TestRetentionEdge(t *testing.T) {
 	h := NewHistory(30 * time.Second)
 	for k := range 6 {
-		h.Append(fixtureSnapshot(t, k))
+		h.Append(historytest.Fixture(t, k))
 	}
 	// Newest is t0+50s: t0+20s is exactly at the edge and is kept.
 	times := h.Load().Times()
@@ -194,13 +198,13 @@ func TestRetentionEdge(t *testing.T) {
 
 func TestAppendOutOfOrder(t *testing.T) {
 	h := NewHistory(time.Hour)
-	h.Append(fixtureSnapshot(t, 1))
-	h.Append(fixtureSnapshot(t, 0)) // older: ignored
+	h.Append(historytest.Fixture(t, 1))
+	h.Append(historytest.Fixture(t, 0)) // older: ignored
 	if h.Load().Len() != 1 || h.Ignored() != 1 {
 		t.Fatalf("len %d ignored %d, want 1 and 1", h.Load().Len(), h.Ignored())
 	}
 	// Same time: the newer snapshot replaces the block.
-	s := buildSnapshot(t, t0.Add(step), fixtureColumns, fixtureRow{"SW-09", map[string]float64{"Tx_Bytes": 7}})
+	s := historytest.Switches(t, t0.Add(step), historytest.Columns(), historytest.Switch{ID: "SW-09", Values: map[string]float64{"Tx_Bytes": 7}})
 	h.Append(s)
 	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour), labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total"))
 	if len(got) != 1 || !sameSamples(got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-09"}`], []sample{{ms(step), 7}}) {
@@ -211,11 +215,11 @@ func TestAppendOutOfOrder(t *testing.T) {
 // A view loaded before appends stays as it was.
 func TestViewIsImmutable(t *testing.T) {
 	h := NewHistory(20 * time.Second)
-	h.Append(fixtureSnapshot(t, 0))
-	h.Append(fixtureSnapshot(t, 1))
+	h.Append(historytest.Fixture(t, 0))
+	h.Append(historytest.Fixture(t, 1))
 	v := h.Load()
 	for k := 2; k < 6; k++ {
-		h.Append(fixtureSnapshot(t, k))
+		h.Append(historytest.Fixture(t, k))
 	}
 	if got := v.Times(); len(got) != 2 || !got[1].Equal(t0.Add(step)) {
 		t.Errorf("old view changed: %v", got)

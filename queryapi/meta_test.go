@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 	"github.com/fabrictelemetry/aggregator/schema"
 )
 
@@ -75,8 +76,8 @@ func TestLabelsEndpoints(t *testing.T) {
 func TestMetadata(t *testing.T) {
 	h := fixtureHistory(t)
 	// A column the schema does not know, as a gauge named after it.
-	h.Append(buildSnapshot(t, t0.Add(60*time.Second), append(slices.Clone(fixtureColumns), "Fan_Speed_RPM"),
-		fixtureRow{"SW-01", map[string]float64{"Fan_Speed_RPM": 9000}}))
+	h.Append(historytest.Switches(t, t0.Add(60*time.Second), append(historytest.Columns(), "Fan_Speed_RPM"),
+		historytest.Switch{ID: "SW-01", Values: map[string]float64{"Fan_Speed_RPM": 9000}}))
 	a := newTestAPI(t, h, Options{})
 
 	all := decode[map[string][]metadataEntry](t, a.ok(t, "/api/v1/metadata"))

@@ -10,6 +10,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/promqltest"
 	"github.com/prometheus/prometheus/storage"
+
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 )
 
 // Every query runs twice with the same engine: over Prometheus's own test
@@ -19,7 +21,7 @@ import (
 // in Prometheus. The history is plain, then with its old blocks encoded in
 // runs of one, two and four snapshots.
 func TestSameAsPrometheus(t *testing.T) {
-	prom := promqltest.LoadedStorage(t, fixturePromQL)
+	prom := promqltest.LoadedStorage(t, historytest.FixturePromQL)
 	engine := New(nil, nil, Options{}).engine
 	queries := []string{
 		"fabric_switch_transmit_bytes_total",
@@ -44,7 +46,7 @@ func TestSameAsPrometheus(t *testing.T) {
 	for _, runBlocks := range []int{0, 1, 2, 4} {
 		h := withCompression(NewHistory(time.Hour), compression{runBlocks: runBlocks, spread: 1, minRun: 1, minBatch: 1})
 		for k := range 6 {
-			h.Append(fixtureSnapshot(t, k))
+			h.Append(historytest.Fixture(t, k))
 		}
 		if st := h.Load().stats(); (st.encodedSamples > 0) != (runBlocks > 0) {
 			t.Fatalf("runs of %d: %+v", runBlocks, st)

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 )
 
 func near(a, b float64) bool {
@@ -209,7 +211,7 @@ func TestRangeQueryVanishAndReturn(t *testing.T) {
 func TestRetentionEdgeQuery(t *testing.T) {
 	h := NewHistory(30 * time.Second)
 	for k := range 6 {
-		h.Append(fixtureSnapshot(t, k))
+		h.Append(historytest.Fixture(t, k))
 	}
 	a := newTestAPI(t, h, Options{})
 	// t0+20s is the oldest snapshot kept: queryable.

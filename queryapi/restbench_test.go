@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 	"github.com/fabrictelemetry/aggregator/restapi"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -21,7 +22,7 @@ func BenchmarkGetMetricUnderQueries(b *testing.B) {
 	store := &snapshot.Store{}
 	store.Publish(benchLast)
 	rest := restapi.New(store, 10*time.Second, nil)
-	req := httptest.NewRequest("GET", "/telemetry/GetMetric?switch_id="+benchMiddle()+"&metric_name=Tx_Bytes", nil)
+	req := httptest.NewRequest("GET", "/telemetry/GetMetric?switch_id="+historytest.BenchMiddle()+"&metric_name=Tx_Bytes", nil)
 	get := func(b *testing.B) {
 		for b.Loop() {
 			w := httptest.NewRecorder()

@@ -1,7 +1,6 @@
 package queryapi
 
 import (
-	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -9,86 +8,14 @@ import (
 
 	"github.com/prometheus/prometheus/promql/promqltest"
 
-	"github.com/fabrictelemetry/aggregator/schema"
-	"github.com/fabrictelemetry/aggregator/snapshot"
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 )
 
-// row is one row of any layout: its label values (one per label name, ""
-// for absent) and its cells by column.
-type row struct {
-	labels []string
-	vals   map[string]float64
-}
-
-// buildRows builds a snapshot with any label names, as the parser (then
-// WithLabels or MergeSources) would.
-func buildRows(t testing.TB, at time.Time, labelNames, cols []string, rows ...row) *snapshot.Snapshot {
-	t.Helper()
-	b := snapshot.NewBuilder(labelNames, cols, len(rows))
-	for _, r := range rows {
-		i := b.AddRow(r.labels...)
-		for c, name := range cols {
-			if v, ok := r.vals[name]; ok {
-				if v == math.Trunc(v) && v >= 0 {
-					b.Set(i, c, snapshot.UintValue(uint64(v)))
-				} else {
-					b.Set(i, c, snapshot.FloatValue(v))
-				}
-			}
-		}
-	}
-	metrics, _ := schema.Default().Resolve(snapshot.Subsystem(labelNames), cols)
-	s, err := b.Build(at, metrics)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
-func withFabric(t testing.TB, s *snapshot.Snapshot, fabric string) *snapshot.Snapshot {
-	t.Helper()
-	l, err := s.WithLabels([]string{"fabric"}, []string{fabric}, nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return l
-}
-
-// The sources of the union tests, one history each:
-//
-//	east   the fixture fabric (SW-01..03, three columns, SW-03 missing at
-//	       k=2,3) with fabric="east"; it stops publishing after k=5 (t0+50s),
-//	       a failing source
-//	west   SW-01 and SW-04 with fabric="west", and SW-05 whose fabric label
-//	       is empty (absent), Tx_Bytes only, k=0..40 (to t0+400s)
-//	ports  per-port rows of SW-01 (ports 1 and 2), k=0..40: series whose
-//	       names no other source has
-const unionPromQL = `
-load 10s
-  fabric_switch_transmit_bytes_total{fabric="west",switch_id="SW-01"} 0+100x40
-  fabric_switch_transmit_bytes_total{fabric="west",switch_id="SW-04"} 5+1x40
-  fabric_switch_transmit_bytes_total{switch_id="SW-05"} 7+3x40
-  fabric_port_transmit_bytes_total{switch_id="SW-01",port="1"} 0+10x40
-  fabric_port_transmit_bytes_total{switch_id="SW-01",port="2"} 0+20x40
-`
-
+// unionHistories is the union tests' sources, one history each (see
+// historytest.UnionSources).
 func unionHistories(t testing.TB) (east, west, ports *History) {
 	east, west, ports = NewHistory(time.Hour), NewHistory(time.Hour), NewHistory(time.Hour)
-	for k := range 6 {
-		east.Append(withFabric(t, fixtureSnapshot(t, k), "east"))
-	}
-	tx := func(v float64) map[string]float64 { return map[string]float64{"Tx_Bytes": v} }
-	for k := range 41 {
-		at := t0.Add(time.Duration(k) * step)
-		f := float64(k)
-		west.Append(buildRows(t, at, []string{snapshot.SwitchLabel, "fabric"}, fixtureColumns,
-			row{[]string{"SW-01", "west"}, tx(100 * f)},
-			row{[]string{"SW-04", "west"}, tx(5 + f)},
-			row{[]string{"SW-05", ""}, tx(7 + 3*f)}))
-		ports.Append(buildRows(t, at, []string{snapshot.SwitchLabel, "port"}, []string{"Tx_Bytes"},
-			row{[]string{"SW-01", "1"}, tx(10 * f)},
-			row{[]string{"SW-01", "2"}, tx(20 * f)}))
-	}
+	historytest.UnionSources(t, east, west, ports)
 	return east, west, ports
 }
 
@@ -99,7 +26,7 @@ func unionHistories(t testing.TB) (east, west, ports *History) {
 // after the lookback delta (5m) instead of being carried on by the others.
 func TestUnionSameAsPrometheus(t *testing.T) {
 	east, west, ports := unionHistories(t)
-	script := strings.ReplaceAll(fixturePromQL, "{switch_id=", `{fabric="east",switch_id=`) + unionPromQL
+	script := strings.ReplaceAll(historytest.FixturePromQL, "{switch_id=", `{fabric="east",switch_id=`) + historytest.UnionPromQL
 	prom := promqltest.LoadedStorage(t, script)
 	ours := Union(east, west, ports)
 	engine := New(nil, nil, Options{}).engine
@@ -190,8 +117,8 @@ func TestUnionMetaEndpoints(t *testing.T) {
 	}
 
 	// Metadata of columns the table does not know, from any source.
-	east.Append(withFabric(t, buildSnapshot(t, t0.Add(60*time.Second), append(slices.Clone(fixtureColumns), "Fan_Speed_RPM"),
-		fixtureRow{"SW-01", map[string]float64{"Fan_Speed_RPM": 9000}}), "east"))
+	east.Append(historytest.WithFabric(t, historytest.Switches(t, t0.Add(60*time.Second), append(historytest.Columns(), "Fan_Speed_RPM"),
+		historytest.Switch{ID: "SW-01", Values: map[string]float64{"Fan_Speed_RPM": 9000}}), "east"))
 	meta := decode[map[string][]metadataEntry](t, a.ok(t, "/api/v1/metadata", "metric", "fabric_switch_fan_speed_rpm"))
 	if len(meta) != 1 {
 		t.Errorf("metadata of the east source's unknown column: %v", meta)
