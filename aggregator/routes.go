@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/restapi"
 )
@@ -50,8 +51,8 @@ func (a *Aggregator) shortestInterval() time.Duration {
 	return shortest
 }
 
-func (a *Aggregator) histories() []*queryapi.History {
-	hs := make([]*queryapi.History, len(a.sources))
+func (a *Aggregator) histories() []*history.History {
+	hs := make([]*history.History, len(a.sources))
 	for i, src := range a.sources {
 		hs[i] = src.history
 	}

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/fabrictelemetry/aggregator/config"
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/ingest"
-	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -18,7 +18,7 @@ import (
 type source struct {
 	cfg     config.Source
 	poller  *ingest.Poller
-	history *queryapi.History
+	history *history.History
 	// labelNames and labelValues are the configured extra labels, sorted
 	// by name.
 	labelNames, labelValues []string
@@ -35,7 +35,7 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 	}
-	src := &source{cfg: sc, history: queryapi.NewHistory(a.cfg.Query.Retention)}
+	src := &source{cfg: sc, history: history.New(a.cfg.Query.Retention)}
 	for name := range sc.Labels {
 		src.labelNames = append(src.labelNames, name)
 	}

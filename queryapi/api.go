@@ -14,12 +14,13 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/schema"
 )
 
 // API serves the Prometheus HTTP API over the histories of every source.
 type API struct {
-	histories []*History
+	histories []*history.History
 	table     *schema.Table
 	opts      Options
 	queryable storage.Queryable
@@ -33,7 +34,7 @@ type API struct {
 // New returns the API over the histories of every source (one per source,
 // so that each keeps its samples' true times); queries see their union.
 // table gives the metadata of known columns.
-func New(histories []*History, table *schema.Table, opts Options) *API {
+func New(histories []*history.History, table *schema.Table, opts Options) *API {
 	opts = opts.withDefaults()
 	if table == nil {
 		table = schema.Default()
@@ -53,7 +54,7 @@ func New(histories []*History, table *schema.Table, opts Options) *API {
 	})
 	return &API{
 		histories: histories, table: table, opts: opts,
-		queryable: Union(histories...), engine: engine, parser: p, gate: g,
+		queryable: history.Union(histories...), engine: engine, parser: p, gate: g,
 		logger: opts.Logger, now: time.Now,
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fabrictelemetry/aggregator/history"
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 	"github.com/fabrictelemetry/aggregator/schema"
 )
 
@@ -26,6 +28,15 @@ type envelope struct {
 	Warnings  []string        `json:"warnings"`
 }
 
+// t0 is the fixture's first snapshot time (historytest.T0), by the short
+// name the tests and their comments use.
+var t0 = historytest.T0
+
+// fixtureHistory is the fixture fabric's six snapshots in a history.
+func fixtureHistory(tb testing.TB) *history.History {
+	return historytest.FixtureHistory(tb, history.New(time.Hour))
+}
+
 type testAPI struct {
 	*API
 	router *mux.Router
@@ -33,13 +44,13 @@ type testAPI struct {
 
 // newTestAPI serves one history with the clock at the fixture's newest
 // snapshot.
-func newTestAPI(t *testing.T, h *History, opts Options) *testAPI {
+func newTestAPI(t *testing.T, h *history.History, opts Options) *testAPI {
 	t.Helper()
-	return newTestAPIs(t, []*History{h}, opts)
+	return newTestAPIs(t, []*history.History{h}, opts)
 }
 
 // newTestAPIs serves the histories of several sources.
-func newTestAPIs(t *testing.T, hs []*History, opts Options) *testAPI {
+func newTestAPIs(t *testing.T, hs []*history.History, opts Options) *testAPI {
 	t.Helper()
 	a := New(hs, schema.Default(), opts)
 	a.now = func() time.Time { return t0.Add(50 * time.Second) }

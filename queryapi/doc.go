@@ -2,19 +2,11 @@
 // a Prometheus-compatible HTTP API, so that Grafana or any Prometheus client
 // can use the aggregator itself as a data source.
 //
-// Each source's writer appends its accepted snapshots to its own History: a
-// bounded, copy-on-write list of immutable blocks, one per snapshot,
-// published through an atomic pointer. A query loads each history's pointer
-// once and evaluates with the real PromQL engine over a storage.Queryable
-// backed by the loaded views (their union when there are several sources,
-// see Union), so readers never lock and never see a half-appended snapshot,
-// and a source that stops publishing keeps its samples' true times.
-//
-// The newest blocks hold plain values; older ones are encoded in runs, per
-// series (codec.go), by the writer a little at each Append, which keeps an
-// hour of the per-port fabric in about a third of the memory.
-//
-// Series are named and scaled exactly as /metrics exports them: the metric
-// name of the column from the schema, the row's identity labels (an empty
-// value is no label), and the source value times the column's scale.
+// The samples come from one history per source (package history); a query
+// evaluates with the real PromQL engine over their union, each source's
+// series with its own samples and times. Around the engine, this package
+// does what Prometheus's web API does: it reads the parameters and enforces
+// the limits, writes the response envelope with its error types, serves
+// the label and metadata endpoints, and queues queries at a concurrency
+// gate.
 package queryapi

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/internal/historytest"
 	"github.com/fabrictelemetry/aggregator/schema"
 )
@@ -31,11 +32,11 @@ var fuzzEndpoints = []string{
 // that costly queries end quickly, as errors.
 func fuzzAPI(tb testing.TB) *mux.Router {
 	plain := fixtureHistory(tb)
-	enc := withCompression(NewHistory(time.Hour), compression{runBlocks: 2, spread: 1, minRun: 1, minBatch: 1})
+	enc := history.New(time.Hour).WithCompression(history.Compression{RunBlocks: 2, Spread: 1, MinRun: 1, MinBatch: 1})
 	for k := range 6 {
 		enc.Append(historytest.WithFabric(tb, historytest.Fixture(tb, k), "east"))
 	}
-	a := New([]*History{plain, enc}, schema.Default(), Options{Timeout: 200 * time.Millisecond, MaxSamples: 20_000, MaxConcurrency: 2})
+	a := New([]*history.History{plain, enc}, schema.Default(), Options{Timeout: 200 * time.Millisecond, MaxSamples: 20_000, MaxConcurrency: 2})
 	a.now = func() time.Time { return t0.Add(50 * time.Second) }
 	r := mux.NewRouter()
 	a.Register(r)

@@ -171,7 +171,7 @@ func (a *API) metadata(r *http.Request) result {
 		add(m.Name, string(m.Type), m.Help)
 	}
 	for _, h := range a.histories {
-		for _, m := range h.Load().metrics {
+		for _, m := range h.Load().Metrics() {
 			add(m.Name, string(m.Type), m.Help)
 		}
 	}

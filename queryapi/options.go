@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+
+	"github.com/fabrictelemetry/aggregator/history"
 )
 
 // Defaults, as Prometheus has them where Prometheus has the limit.
@@ -39,7 +41,7 @@ type Options struct {
 func AddFlags(app *kingpin.Application) *Options {
 	o := &Options{}
 	app.Flag("query.retention", "How long snapshots are kept for PromQL queries.").
-		Default(DefaultRetention.String()).DurationVar(&o.Retention)
+		Default(history.DefaultRetention.String()).DurationVar(&o.Retention)
 	app.Flag("query.timeout", "Maximum time a query may take before it is aborted, time waiting for a slot included.").
 		Default(DefaultTimeout.String()).DurationVar(&o.Timeout)
 	app.Flag("query.max-samples", "Maximum number of samples a single query can load into memory. A query over it fails with an execution error.").
@@ -55,7 +57,7 @@ func AddFlags(app *kingpin.Application) *Options {
 
 func (o Options) withDefaults() Options {
 	if o.Retention <= 0 {
-		o.Retention = DefaultRetention
+		o.Retention = history.DefaultRetention
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout

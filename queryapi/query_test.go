@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/internal/historytest"
 )
 
@@ -26,7 +27,7 @@ func checkVector(t *testing.T, query string, got, want map[string]float64) {
 	}
 }
 
-// Expected values are worked out by hand from the fixture (fixture_test.go).
+// Expected values are worked out by hand from the fixture (historytest.Fixture).
 func TestInstantQueries(t *testing.T) {
 	a := newTestAPI(t, fixtureHistory(t), Options{})
 	const now = 50 * time.Second
@@ -209,11 +210,7 @@ func TestRangeQueryVanishAndReturn(t *testing.T) {
 }
 
 func TestRetentionEdgeQuery(t *testing.T) {
-	h := NewHistory(30 * time.Second)
-	for k := range 6 {
-		h.Append(historytest.Fixture(t, k))
-	}
-	a := newTestAPI(t, h, Options{})
+	a := newTestAPI(t, historytest.FixtureHistory(t, history.New(30*time.Second)), Options{})
 	// t0+20s is the oldest snapshot kept: queryable.
 	checkVector(t, "edge", a.instant(t, "fabric_switch_transmit_bytes_total", 20*time.Second), map[string]float64{"SW-01": 2000, "SW-02": 700})
 	// t0+10s was dropped: nothing, although it is within the lookback.

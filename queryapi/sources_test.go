@@ -2,61 +2,19 @@ package queryapi
 
 import (
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	"github.com/prometheus/prometheus/promql/promqltest"
-
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/internal/historytest"
 )
 
 // unionHistories is the union tests' sources, one history each (see
 // historytest.UnionSources).
-func unionHistories(t testing.TB) (east, west, ports *History) {
-	east, west, ports = NewHistory(time.Hour), NewHistory(time.Hour), NewHistory(time.Hour)
+func unionHistories(t testing.TB) (east, west, ports *history.History) {
+	east, west, ports = history.New(time.Hour), history.New(time.Hour), history.New(time.Hour)
 	historytest.UnionSources(t, east, west, ports)
 	return east, west, ports
-}
-
-// The union of the sources' histories answers as Prometheus does over the
-// same samples in one storage: series with the same name under different
-// fabric labels stay apart, an empty label is no label, and the east source
-// that stopped at t0+50s keeps its samples' times, its series fading out
-// after the lookback delta (5m) instead of being carried on by the others.
-func TestUnionSameAsPrometheus(t *testing.T) {
-	east, west, ports := unionHistories(t)
-	script := strings.ReplaceAll(historytest.FixturePromQL, "{switch_id=", `{fabric="east",switch_id=`) + historytest.UnionPromQL
-	prom := promqltest.LoadedStorage(t, script)
-	ours := Union(east, west, ports)
-	engine := New(nil, nil, Options{}).engine
-	queries := []string{
-		"fabric_switch_transmit_bytes_total",
-		"sum by (fabric) (fabric_switch_transmit_bytes_total)",
-		"sum by (fabric) (rate(fabric_switch_transmit_bytes_total[1m]))",
-		"timestamp(fabric_switch_transmit_bytes_total)",
-		"count by (fabric) (fabric_switch_temperature_celsius)",
-		`fabric_switch_transmit_bytes_total{fabric=""}`,
-		`fabric_switch_transmit_bytes_total{fabric!="east"}`,
-		`{__name__=~"fabric_.*", switch_id="SW-01"}`,
-		"last_over_time(fabric_switch_transmit_bytes_total[10m])",
-		"sum by (switch_id) (fabric_port_transmit_bytes_total)",
-		"fabric_port_transmit_bytes_total / on (switch_id) group_left fabric_switch_transmit_bytes_total{fabric=\"west\"}",
-	}
-	for _, qs := range queries {
-		for at := time.Duration(0); at <= 7*time.Minute; at += 15 * time.Second {
-			want := evalInstant(t, engine, prom, qs, at)
-			got := evalInstant(t, engine, ours, qs, at)
-			if !sameVector(got, want) {
-				t.Errorf("%s at t0+%s:\n got  %v\n want %v", qs, at, got, want)
-			}
-		}
-		want := evalRangeOver(t, engine, prom, qs, 0, 7*time.Minute, 15*time.Second)
-		got := evalRangeOver(t, engine, ours, qs, 0, 7*time.Minute, 15*time.Second)
-		if !sameMatrix(got, want) {
-			t.Errorf("%s over t0..t0+7m:\n got  %v\n want %v", qs, got, want)
-		}
-	}
 }
 
 // A failing source is not re-stamped: three minutes after its last snapshot
@@ -64,7 +22,7 @@ func TestUnionSameAsPrometheus(t *testing.T) {
 // they are gone while the other sources' series go on.
 func TestUnionFailingSource(t *testing.T) {
 	east, west, ports := unionHistories(t)
-	a := newTestAPIs(t, []*History{east, west, ports}, Options{})
+	a := newTestAPIs(t, []*history.History{east, west, ports}, Options{})
 	ts := a.instant(t, `timestamp(fabric_switch_transmit_bytes_total{fabric="east"})`, 3*time.Minute)
 	if len(ts) != 3 {
 		t.Fatalf("east at t0+3m: %v", ts)
@@ -82,7 +40,7 @@ func TestUnionFailingSource(t *testing.T) {
 
 func TestUnionMetaEndpoints(t *testing.T) {
 	east, west, ports := unionHistories(t)
-	a := newTestAPIs(t, []*History{east, west, ports}, Options{})
+	a := newTestAPIs(t, []*history.History{east, west, ports}, Options{})
 	for _, tc := range []struct {
 		path   string
 		params []string
@@ -122,13 +80,5 @@ func TestUnionMetaEndpoints(t *testing.T) {
 	meta := decode[map[string][]metadataEntry](t, a.ok(t, "/api/v1/metadata", "metric", "fabric_switch_fan_speed_rpm"))
 	if len(meta) != 1 {
 		t.Errorf("metadata of the east source's unknown column: %v", meta)
-	}
-}
-
-// One history is served without the merging layer.
-func TestUnionOfOneIsTheHistory(t *testing.T) {
-	h := fixtureHistory(t)
-	if _, ok := Union(h).(queryable); !ok {
-		t.Errorf("Union of one history is a %T", Union(h))
 	}
 }

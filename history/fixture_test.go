@@ -1,4 +1,4 @@
-package queryapi
+package history
 
 import (
 	"testing"
@@ -16,7 +16,7 @@ const step = historytest.Step
 
 // fixtureHistory is the fixture fabric's six snapshots in a history.
 func fixtureHistory(tb testing.TB) *History {
-	return historytest.FixtureHistory(tb, NewHistory(time.Hour))
+	return historytest.FixtureHistory(tb, New(time.Hour))
 }
 
 func ms(d time.Duration) int64 { return t0.Add(d).UnixMilli() }

@@ -1,4 +1,4 @@
-package queryapi
+package history
 
 import (
 	"context"
@@ -20,12 +20,6 @@ import (
 	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
-
-// withCompression sets how h encodes its blocks.
-func withCompression(h *History, c compression) *History {
-	h.comp = c
-	return h
-}
 
 // simSnapshots parses n polls of the simulator's /counters, 10s apart from
 // start, as the aggregator would.
@@ -90,14 +84,14 @@ func mixedSnapshots(tb testing.TB) []*snapshot.Snapshot {
 func TestCompressedSameAsPlain(t *testing.T) {
 	snaps := mixedSnapshots(t)
 	retention := 8 * time.Minute
-	for _, c := range []compression{
-		{runBlocks: 6, spread: 2, minRun: 3, minBatch: 1},
-		{runBlocks: 11, spread: 1, minRun: 1, minBatch: 1},
-		defaultCompression,
+	for _, c := range []Compression{
+		{RunBlocks: 6, Spread: 2, MinRun: 3, MinBatch: 1},
+		{RunBlocks: 11, Spread: 1, MinRun: 1, MinBatch: 1},
+		DefaultCompression,
 	} {
-		t.Run(fmt.Sprintf("run%d-spread%d", c.runBlocks, c.spread), func(t *testing.T) {
-			plain := withCompression(NewHistory(retention), compression{})
-			enc := withCompression(NewHistory(retention), c)
+		t.Run(fmt.Sprintf("run%d-spread%d", c.RunBlocks, c.Spread), func(t *testing.T) {
+			plain := New(retention).WithCompression(Compression{})
+			enc := New(retention).WithCompression(c)
 			for k, s := range snaps {
 				plain.Append(s)
 				enc.Append(s)
@@ -105,8 +99,8 @@ func TestCompressedSameAsPlain(t *testing.T) {
 					compareHistories(t, plain, enc, k)
 				}
 			}
-			st := enc.Load().stats()
-			if st.encodedSamples == 0 || st.runs < 2 && c.runBlocks < 30 {
+			st := enc.Load().Stats()
+			if st.EncodedSamples == 0 || st.Runs < 2 && c.RunBlocks < 30 {
 				t.Errorf("little was encoded: %+v", st)
 			}
 		})
@@ -115,7 +109,7 @@ func TestCompressedSameAsPlain(t *testing.T) {
 
 // The runs of the mixed history use every kind of encoding.
 func TestCompressedKinds(t *testing.T) {
-	h := withCompression(NewHistory(time.Hour), compression{runBlocks: 6, spread: 1, minRun: 1, minBatch: 1})
+	h := New(time.Hour).WithCompression(Compression{RunBlocks: 6, Spread: 1, MinRun: 1, MinBatch: 1})
 	kinds := map[byte]int{}
 	for _, s := range mixedSnapshots(t) {
 		h.Append(s)
@@ -169,7 +163,7 @@ func compareHistories(t *testing.T, plain, enc *History, k int) {
 	}
 	compareSeeks(t, plain.Queryable(), enc.Queryable(), first, last, k)
 
-	engine := New(nil, nil, Options{}).engine
+	engine := newEngine()
 	queries := []string{
 		`{__name__=~".+"}`,
 		"rate(fabric_switch_transmit_bytes_total[1m])",
@@ -287,7 +281,7 @@ func identicalMatrices(a, b promql.Matrix) bool {
 // Snapshots without metric columns have layouts without series; their runs
 // are empty and the next run is sized from a real one.
 func TestCompressWithoutSeries(t *testing.T) {
-	h := withCompression(NewHistory(time.Hour), compression{runBlocks: 2, spread: 1, minRun: 1, minBatch: 1})
+	h := New(time.Hour).WithCompression(Compression{RunBlocks: 2, Spread: 1, MinRun: 1, MinBatch: 1})
 	for k := range 8 {
 		cols := historytest.Columns()
 		if k < 4 {
@@ -300,7 +294,7 @@ func TestCompressWithoutSeries(t *testing.T) {
 	if s := got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-01"}`]; !sameSamples(s, want) || len(got) != 1 {
 		t.Errorf("got %v", got)
 	}
-	if st := h.Load().stats(); st.runs < 2 {
+	if st := h.Load().Stats(); st.Runs < 2 {
 		t.Errorf("%+v", st)
 	}
 }

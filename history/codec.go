@@ -1,4 +1,4 @@
-package queryapi
+package history
 
 import (
 	"encoding/binary"

@@ -1,4 +1,4 @@
-package queryapi
+package history
 
 import (
 	"math"
@@ -22,7 +22,7 @@ import (
 // runs of one, two and four snapshots.
 func TestSameAsPrometheus(t *testing.T) {
 	prom := promqltest.LoadedStorage(t, historytest.FixturePromQL)
-	engine := New(nil, nil, Options{}).engine
+	engine := newEngine()
 	queries := []string{
 		"fabric_switch_transmit_bytes_total",
 		"fabric_switch_temperature_celsius",
@@ -44,11 +44,8 @@ func TestSameAsPrometheus(t *testing.T) {
 		"timestamp(fabric_switch_transmit_bytes_total)",
 	}
 	for _, runBlocks := range []int{0, 1, 2, 4} {
-		h := withCompression(NewHistory(time.Hour), compression{runBlocks: runBlocks, spread: 1, minRun: 1, minBatch: 1})
-		for k := range 6 {
-			h.Append(historytest.Fixture(t, k))
-		}
-		if st := h.Load().stats(); (st.encodedSamples > 0) != (runBlocks > 0) {
+		h := historytest.FixtureHistory(t, New(time.Hour).WithCompression(Compression{RunBlocks: runBlocks, Spread: 1, MinRun: 1, MinBatch: 1}))
+		if st := h.Load().Stats(); (st.EncodedSamples > 0) != (runBlocks > 0) {
 			t.Fatalf("runs of %d: %+v", runBlocks, st)
 		}
 		ours := h.Queryable()
@@ -67,6 +64,20 @@ func TestSameAsPrometheus(t *testing.T) {
 			}
 		}
 	}
+}
+
+// newEngine is the engine queryapi.New builds, with the same options (at
+// queryapi's defaults) and without its concurrency gate, so that these
+// tests check the answers the API gives.
+func newEngine() *promql.Engine {
+	return promql.NewEngine(promql.EngineOpts{
+		MaxSamples:               50_000_000,
+		Timeout:                  2 * time.Minute,
+		LookbackDelta:            5 * time.Minute,
+		NoStepSubqueryIntervalFn: func(int64) int64 { return time.Minute.Milliseconds() },
+		EnableAtModifier:         true,
+		EnableNegativeOffset:     true,
+	})
 }
 
 func evalInstant(t *testing.T, ng *promql.Engine, q storage.Queryable, qs string, at time.Duration) promql.Vector {

@@ -1,11 +1,10 @@
-package queryapi
+package history
 
 import (
 	"context"
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,13 +18,6 @@ import (
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
-// benchHistory holds snapshots k = 0..snaps-1 of n switches, encoded as c
-// says.
-func benchHistory(tb testing.TB, n, snaps int, cols []string, c compression) (*History, *snapshot.Snapshot) {
-	h := withCompression(NewHistory(time.Hour), c)
-	return h, historytest.AppendBenchFabric(tb, h, n, snaps, cols)
-}
-
 func allColumns() []string {
 	var cols []string
 	for _, m := range schema.Default().Known() {
@@ -34,21 +26,6 @@ func allColumns() []string {
 		}
 	}
 	return cols
-}
-
-var (
-	benchOnce sync.Once
-	benchH    *History
-	benchLast *snapshot.Snapshot
-)
-
-// bench100k is 100,000 switches (one transmit_bytes series each) × 6
-// snapshots, shared by the query benchmarks.
-func bench100k(b *testing.B) *History {
-	benchOnce.Do(func() {
-		benchH, benchLast = benchHistory(b, historytest.BenchSwitches(), 6, []string{"Tx_Bytes"}, defaultCompression)
-	})
-	return benchH
 }
 
 func runQuery(b *testing.B, ng *promql.Engine, q storage.Queryable, qs string, at time.Time, want int) {
@@ -67,10 +44,12 @@ func runQuery(b *testing.B, ng *promql.Engine, q storage.Queryable, qs string, a
 }
 
 // BenchmarkSelective compares x{switch_id="…"} with the label index and with
-// a scan of every series' labels, at 100k series.
+// a scan of every series' labels, at 100k series (100,000 switches with one
+// transmit_bytes series each) × 6 snapshots.
 func BenchmarkSelective(b *testing.B) {
-	h := bench100k(b)
-	ng := New(nil, nil, Options{}).engine
+	h := New(time.Hour)
+	historytest.AppendBenchFabric(b, h, historytest.BenchSwitches(), 6, []string{"Tx_Bytes"})
+	ng := newEngine()
 	qs := `fabric_switch_transmit_bytes_total{switch_id="` + historytest.BenchMiddle() + `"}`
 	at := t0.Add(50 * time.Second)
 	b.Run("index", func(b *testing.B) { runQuery(b, ng, queryable{h: h}, qs, at, 1) })
@@ -89,14 +68,14 @@ func BenchmarkSelective(b *testing.B) {
 //	                            the window is all encoded, and the seek to
 //	                            its start decodes from the run's start
 func BenchmarkTopkRate(b *testing.B) {
-	ng := New(nil, nil, Options{}).engine
+	ng := newEngine()
 	b.Run("switches-100k", func(b *testing.B) {
 		const qs = "topk(10, rate(fabric_switch_transmit_bytes_total[1m]))"
 		at := t0.Add(50 * time.Second)
 		labelled := func(n int, fabrics ...string) []*History {
 			var hs []*History
 			for _, f := range fabrics {
-				h := NewHistory(time.Hour)
+				h := New(time.Hour)
 				var s *snapshot.Snapshot
 				for k := range 6 {
 					s = historytest.BenchSnapshot(b, n, k, []string{"Tx_Bytes"}, s)
@@ -117,12 +96,12 @@ func BenchmarkTopkRate(b *testing.B) {
 		at := simT0.Add(10 * step)
 		for _, c := range []struct {
 			name string
-			comp compression
+			comp Compression
 		}{
-			{"plain", compression{}},
-			{"encoded", compression{runBlocks: 11, spread: 1, minRun: 1, minBatch: 1}},
+			{"plain", Compression{}},
+			{"encoded", Compression{RunBlocks: 11, Spread: 1, MinRun: 1, MinBatch: 1}},
 		} {
-			h := withCompression(NewHistory(time.Hour), c.comp)
+			h := New(time.Hour).WithCompression(c.comp)
 			for _, s := range snaps {
 				h.Append(s)
 			}
@@ -151,7 +130,7 @@ func BenchmarkHistoryBytesPerSample(b *testing.B) {
 			var perSample float64
 			for b.Loop() {
 				before := heapInUse()
-				h := withCompression(NewHistory(time.Hour), compression{})
+				h := New(time.Hour).WithCompression(Compression{})
 				for _, s := range snaps[:n] {
 					h.Append(s)
 				}
@@ -189,14 +168,14 @@ func BenchmarkHistoryEncoded(b *testing.B) {
 		name  string
 		cfg   simulator.Config
 		polls int
-		comp  compression
+		comp  Compression
 	}{
-		{"switches-50", simulator.Config{Switches: 50, Seed: 1, IncidentRate: 0.002}, 360, defaultCompression},
-		{"ports-2000x64", fabric, 360, defaultCompression},
+		{"switches-50", simulator.Config{Switches: 50, Seed: 1, IncidentRate: 0.002}, 360, DefaultCompression},
+		{"ports-2000x64", fabric, 360, DefaultCompression},
 		// The baseline: ten minutes (an hour without encoding would hold
 		// 6.3 GB) with no encoding, for the append time and the heap of
 		// plain blocks.
-		{"ports-2000x64-unencoded-10m", fabric, 60, compression{}},
+		{"ports-2000x64-unencoded-10m", fabric, 60, Compression{}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for b.Loop() {
@@ -206,7 +185,7 @@ func BenchmarkHistoryEncoded(b *testing.B) {
 	}
 }
 
-func benchEncoded(b *testing.B, cfg simulator.Config, polls int, c compression) {
+func benchEncoded(b *testing.B, cfg simulator.Config, polls int, c Compression) {
 	sim, err := simulator.New(cfg)
 	if err != nil {
 		b.Fatal(err)
@@ -223,7 +202,7 @@ func benchEncoded(b *testing.B, cfg simulator.Config, polls int, c compression) 
 	}
 	s := parse(0)
 	before := heapInUse()
-	h := withCompression(NewHistory(time.Hour), c)
+	h := New(time.Hour).WithCompression(c)
 	var total, slowest time.Duration
 	for k := range polls {
 		if k > 0 {
@@ -238,12 +217,12 @@ func benchEncoded(b *testing.B, cfg simulator.Config, polls int, c compression) 
 	s = nil
 	heap := float64(heapInUse() - before)
 	v := h.Load()
-	st := v.stats()
-	if st.encodedSamples > 0 {
-		b.ReportMetric(float64(st.encodedBytes)/float64(st.encodedSamples), "encoded-B/sample")
+	st := v.Stats()
+	if st.EncodedSamples > 0 {
+		b.ReportMetric(float64(st.EncodedBytes)/float64(st.EncodedSamples), "encoded-B/sample")
 		b.ReportMetric(xorBytesPerSample(v, 2), "xor-B/sample")
 	}
-	b.ReportMetric(float64(st.plainBytes)/float64(st.plainSamples), "head-B/sample")
+	b.ReportMetric(float64(st.PlainBytes)/float64(st.PlainSamples), "head-B/sample")
 	b.ReportMetric(heap/1e6, "heap-MB")
 	b.ReportMetric(heap/float64(v.Samples()), "heap-B/sample")
 	b.ReportMetric(float64(8*v.Samples())/1e6, "plain-MB")
@@ -289,8 +268,8 @@ func heapInUse() uint64 {
 // over 15 appends, and decodes it again.
 func BenchmarkEncodeRun(b *testing.B) {
 	cfg := simulator.Config{Switches: historytest.BenchSize(200, 20), Ports: historytest.BenchSize(64, 4), Seed: 1, IncidentRate: 0.002}
-	h := withCompression(NewHistory(time.Hour), compression{})
-	for _, s := range simSnapshots(b, cfg, simT0, defaultCompression.runBlocks) { // one run
+	h := New(time.Hour).WithCompression(Compression{})
+	for _, s := range simSnapshots(b, cfg, simT0, DefaultCompression.RunBlocks) { // one run
 		h.Append(s)
 	}
 	blocks := h.Load().blocks

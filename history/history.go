@@ -1,4 +1,4 @@
-package queryapi
+package history
 
 import (
 	"encoding/binary"
@@ -37,31 +37,31 @@ type History struct {
 
 	// Compression, the writer's own state: blocks before cutFrom are
 	// encoded or stay plain for good; pending is the run being encoded.
-	comp    compression
+	comp    Compression
 	cutFrom int64
 	pending *pendingRun
 	// cellBytes is the last run's size per cell, to size the next.
 	cellBytes float64
 }
 
-// compression says when and how fast a history encodes its blocks.
-type compression struct {
-	runBlocks int // blocks per run; 0 never encodes
-	spread    int // appends a run's encoding is spread over
-	minRun    int // the shortest stretch of one layout worth encoding
-	minBatch  int // the fewest cells an append encodes while a run is pending
+// Compression says when and how fast a history encodes its blocks.
+type Compression struct {
+	RunBlocks int // blocks per run; 0 never encodes
+	Spread    int // appends a run's encoding is spread over
+	MinRun    int // the shortest stretch of one layout worth encoding
+	MinBatch  int // the fewest cells an append encodes while a run is pending
 }
 
-// defaultCompression: a run is five minutes of polls at 10s, which spreads
-// each series' header (its first value, its length and a share of an
-// offset, about six bytes) over thirty samples, and its encoding takes half
-// as many appends, so an append encodes two samples per series. On the
-// per-port fabric, runs of sixty encode 5% tighter but keep more blocks
-// plain (the whole history took 19% more heap) and double the encoding per
-// append. A shorter stretch of one
-// layout (the fabric changed twice within it) stays plain, as encoding it
-// would save little. A small fabric's run is encoded in one append.
-var defaultCompression = compression{runBlocks: 30, spread: 15, minRun: 8, minBatch: 1 << 18}
+// DefaultCompression is what New sets. A run is five minutes of polls at
+// 10s, which spreads each series' header (its first value, its length and a
+// share of an offset, about six bytes) over thirty samples, and its encoding
+// takes half as many appends, so an append encodes two samples per series.
+// On the per-port fabric, runs of sixty encode 5% tighter but keep more
+// blocks plain (the whole history took 19% more heap) and double the
+// encoding per append. A shorter stretch of one layout (the fabric changed
+// twice within it) stays plain, as encoding it would save little. A small
+// fabric's run is encoded in one append.
+var DefaultCompression = Compression{RunBlocks: 30, Spread: 15, MinRun: 8, MinBatch: 1 << 18}
 
 // View is the history as of one Append: blocks in increasing time order.
 type View struct {
@@ -109,15 +109,22 @@ func (r *encoded) series(id int32) []byte {
 
 func (r *encoded) bytes() int { return len(r.data) + 4*len(r.offs) }
 
-// NewHistory returns an empty history that keeps snapshots for retention
+// New returns an empty history that keeps snapshots for retention
 // (DefaultRetention if not positive), measured back from the newest
-// snapshot's time.
-func NewHistory(retention time.Duration) *History {
+// snapshot's time, and encodes them as DefaultCompression says.
+func New(retention time.Duration) *History {
 	if retention <= 0 {
 		retention = DefaultRetention
 	}
-	h := &History{retention: retention.Milliseconds(), comp: defaultCompression}
+	h := &History{retention: retention.Milliseconds(), comp: DefaultCompression}
 	h.view.Store(&View{})
+	return h
+}
+
+// WithCompression sets how h encodes its blocks, and returns h. It must be
+// called before the first Append, by the goroutine that will append.
+func (h *History) WithCompression(c Compression) *History {
+	h.comp = c
 	return h
 }
 
@@ -155,7 +162,7 @@ func (h *History) Append(s *snapshot.Snapshot) {
 // yet) for blocks that read the run. The newest block is never in a run, so
 // replacing it (a snapshot with the same time) never touches one.
 func (h *History) compress(blocks []*block) {
-	if h.comp.runBlocks <= 0 {
+	if h.comp.RunBlocks <= 0 {
 		return
 	}
 	if h.pending == nil {
@@ -164,7 +171,7 @@ func (h *History) compress(blocks []*block) {
 		}
 	}
 	p := h.pending
-	batch := max((p.lay.numSeries()+h.comp.spread-1)/max(h.comp.spread, 1), h.comp.minBatch/len(p.blocks), 1)
+	batch := max((p.lay.numSeries()+h.comp.Spread-1)/max(h.comp.Spread, 1), h.comp.MinBatch/len(p.blocks), 1)
 	if !p.encode(batch) {
 		return
 	}
@@ -200,12 +207,12 @@ func (h *History) cut(blocks []*block) *pendingRun {
 	}
 	lay := blocks[i].lay
 	j := i
-	for j < end && j-i < h.comp.runBlocks && blocks[j].lay == lay {
+	for j < end && j-i < h.comp.RunBlocks && blocks[j].lay == lay {
 		j++
 	}
 	switch n := j - i; {
-	case n == h.comp.runBlocks:
-	case j < end && n < h.comp.minRun: // closed by a new layout, and short
+	case n == h.comp.RunBlocks:
+	case j < end && n < h.comp.MinRun: // closed by a new layout, and short
 		h.cutFrom = blocks[j].t
 		return nil
 	case j < end: // closed by a new layout
@@ -334,33 +341,38 @@ func (v *View) Samples() int {
 	return n
 }
 
-// viewStats is what the samples of a view take, in the head (plain values)
+// Stats is what the samples of a view take, in the head (plain values)
 // and in encoded runs (each run counted once, whole, even when the
 // retention has dropped some of its blocks).
-type viewStats struct {
-	plainSamples, plainBytes     int
-	encodedSamples, encodedBytes int
-	runs                         int
+type Stats struct {
+	PlainSamples, PlainBytes     int
+	EncodedSamples, EncodedBytes int
+	Runs                         int
 }
 
-func (v *View) stats() viewStats {
-	var st viewStats
+// Stats counts the view's samples and the bytes they take.
+func (v *View) Stats() Stats {
+	var st Stats
 	var last *encoded
 	for _, b := range v.blocks {
 		if b.values != nil {
-			st.plainSamples += len(b.values)
-			st.plainBytes += 8 * len(b.values)
+			st.PlainSamples += len(b.values)
+			st.PlainBytes += 8 * len(b.values)
 			continue
 		}
-		st.encodedSamples += b.lay.numSeries()
+		st.EncodedSamples += b.lay.numSeries()
 		if b.enc != last {
 			last = b.enc
-			st.runs++
-			st.encodedBytes += b.enc.bytes()
+			st.Runs++
+			st.EncodedBytes += b.enc.bytes()
 		}
 	}
 	return st
 }
+
+// Metrics describes the newest snapshot's columns, for metadata of columns
+// the schema table does not know. The caller must not modify it.
+func (v *View) Metrics() []schema.Metric { return v.metrics }
 
 // Times returns the time of each snapshot in the view, oldest first.
 func (v *View) Times() []time.Time {

@@ -1,4 +1,4 @@
-package queryapi
+package history
 
 import (
 	"github.com/prometheus/prometheus/storage"
@@ -15,7 +15,7 @@ import (
 func Union(histories ...*History) storage.Queryable {
 	switch len(histories) {
 	case 0:
-		return NewHistory(0).Queryable()
+		return New(0).Queryable()
 	case 1:
 		return histories[0].Queryable()
 	}

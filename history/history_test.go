@@ -1,8 +1,9 @@
-package queryapi
+package history
 
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -142,7 +143,7 @@ func TestLayoutShared(t *testing.T) {
 // A switch that joins needs a new layout; a query across both merges the
 // series by labels.
 func TestSwitchJoins(t *testing.T) {
-	h := NewHistory(time.Hour)
+	h := New(time.Hour)
 	row := func(id string, v float64) historytest.Switch {
 		return historytest.Switch{ID: id, Values: map[string]float64{"Tx_Bytes": v}}
 	}
@@ -169,7 +170,7 @@ func TestSwitchJoins(t *testing.T) {
 
 // A fabric that shrinks to less than half gets a layout of its own.
 func TestShrunkFabricNewLayout(t *testing.T) {
-	h := NewHistory(time.Hour)
+	h := New(time.Hour)
 	h.Append(historytest.Fixture(t, 0))
 	h.Append(historytest.Switches(t, t0.Add(step), historytest.Columns(), historytest.Switch{ID: "SW-01", Values: map[string]float64{"Tx_Bytes": 1}}))
 	if v := h.Load(); v.blocks[0].lay == v.blocks[1].lay {
@@ -178,10 +179,7 @@ func TestShrunkFabricNewLayout(t *testing.T) {
 }
 
 func TestRetentionEdge(t *testing.T) {
-	h := NewHistory(30 * time.Second)
-	for k := range 6 {
-		h.Append(historytest.Fixture(t, k))
-	}
+	h := historytest.FixtureHistory(t, New(30*time.Second))
 	// Newest is t0+50s: t0+20s is exactly at the edge and is kept.
 	times := h.Load().Times()
 	if len(times) != 4 || !times[0].Equal(t0.Add(20*time.Second)) {
@@ -197,7 +195,7 @@ func TestRetentionEdge(t *testing.T) {
 }
 
 func TestAppendOutOfOrder(t *testing.T) {
-	h := NewHistory(time.Hour)
+	h := New(time.Hour)
 	h.Append(historytest.Fixture(t, 1))
 	h.Append(historytest.Fixture(t, 0)) // older: ignored
 	if h.Load().Len() != 1 || h.Ignored() != 1 {
@@ -214,7 +212,7 @@ func TestAppendOutOfOrder(t *testing.T) {
 
 // A view loaded before appends stays as it was.
 func TestViewIsImmutable(t *testing.T) {
-	h := NewHistory(20 * time.Second)
+	h := New(20 * time.Second)
 	h.Append(historytest.Fixture(t, 0))
 	h.Append(historytest.Fixture(t, 1))
 	v := h.Load()
@@ -231,29 +229,17 @@ func TestLabelNamesAndValues(t *testing.T) {
 	ctx := context.Background()
 	q, _ := h.Queryable().Querier(ms(20*time.Second), ms(30*time.Second))
 	names, _, _ := q.LabelNames(ctx, nil)
-	if want := []string{"__name__", "switch_id"}; !equalStrings(names, want) {
+	if want := []string{"__name__", "switch_id"}; !slices.Equal(names, want) {
 		t.Errorf("names %v, want %v", names, want)
 	}
 	// Only SW-01 and SW-02 report in [t0+20s, t0+30s].
 	ids, _, _ := q.LabelValues(ctx, "switch_id", nil)
-	if want := []string{"SW-01", "SW-02"}; !equalStrings(ids, want) {
+	if want := []string{"SW-01", "SW-02"}; !slices.Equal(ids, want) {
 		t.Errorf("values %v, want %v", ids, want)
 	}
 	q, _ = h.Queryable().Querier(ms(0), ms(time.Hour))
 	ids, _, _ = q.LabelValues(ctx, "switch_id", nil, labels.MustNewMatcher(labels.MatchRegexp, "switch_id", "SW-0[23]"))
-	if want := []string{"SW-02", "SW-03"}; !equalStrings(ids, want) {
+	if want := []string{"SW-02", "SW-03"}; !slices.Equal(ids, want) {
 		t.Errorf("values with matcher %v, want %v", ids, want)
 	}
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -1,0 +1,20 @@
+// Package history keeps the recent snapshots of a source for the PromQL
+// engine to read: ingest parses a poll, snapshot holds it, history keeps the
+// last retention period of them, and queryapi answers queries over them.
+//
+// Each source's writer appends its accepted snapshots to its own History: a
+// bounded, copy-on-write list of immutable blocks, one per snapshot,
+// published through an atomic pointer. A query loads each history's pointer
+// once and evaluates over a storage.Queryable backed by the loaded views
+// (their union when there are several sources, see Union), so readers never
+// lock and never see a half-appended snapshot, and a source that stops
+// publishing keeps its samples' true times.
+//
+// The newest blocks hold plain values; older ones are encoded in runs, per
+// series (codec.go), by the writer a little at each Append, which keeps an
+// hour of the per-port fabric in about a third of the memory.
+//
+// Series are named and scaled exactly as /metrics exports them: the metric
+// name of the column from the schema, the row's identity labels (an empty
+// value is no label), and the source value times the column's scale.
+package history
