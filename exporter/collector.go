@@ -161,7 +161,7 @@ func collectPart(ch chan<- prometheus.Metric, snap *snapshot.Snapshot, fams []fa
 				}
 				labels = values
 			}
-			m, err := prometheus.NewConstMetric(desc, vt, v.Float64()*f.scale, labels...)
+			m, err := prometheus.NewConstMetric(desc, vt, schema.Scaled(v.Float64(), f.scale), labels...)
 			if err != nil {
 				m = prometheus.NewInvalidMetric(desc, err)
 			}

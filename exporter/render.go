@@ -118,7 +118,7 @@ func renderFamilies(snap *snapshot.Snapshot, rl *rowLabels, fams []family, openM
 			out = append(out, f.name...)
 			out = append(out, labels...)
 			out = append(out, ' ')
-			out = appendFloat(out, v.Float64()*f.scale, openMetrics)
+			out = appendFloat(out, schema.Scaled(v.Float64(), f.scale), openMetrics)
 			out = append(out, '\n')
 			n++
 		}

@@ -6,6 +6,8 @@ import (
 	"math/bits"
 
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
+
+	"github.com/fabrictelemetry/aggregator/schema"
 )
 
 // The encoding of one series' cells in a run of blocks (see encoded). Every
@@ -67,16 +69,9 @@ const noK = math.MinInt64
 var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9}
 
 // fromDecimal is the value of k with d decimals, scaled as gather scales a
-// source value: the same operations in the same order, so equal bits.
+// source value (schema.Scaled), so that the bits are equal.
 func fromDecimal(k int64, d int, scale float64) float64 {
-	f := float64(k)
-	if d > 0 {
-		f /= pow10[d]
-	}
-	if scale != 1 && scale != 0 {
-		f *= scale
-	}
-	return f
+	return schema.ScaledDecimal(k, d, scale)
 }
 
 // decimal returns k such that fromDecimal(k, d, scale) has v's bits.

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"testing"
+
+	"github.com/fabrictelemetry/aggregator/schema"
 )
 
 // oneSeries is a run of one series in a one-column layout with the scale.
@@ -51,7 +53,7 @@ func scaledAll(scale float64, vs ...float64) []float64 {
 	for i, v := range vs {
 		out[i] = v
 		if !isAbsent(v) {
-			out[i] = v * scale
+			out[i] = schema.Scaled(v, scale)
 		}
 	}
 	return out

@@ -67,8 +67,7 @@ func TestSamplesStalenessAndScale(t *testing.T) {
 	h := fixtureHistory(t)
 	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour),
 		labels.MustNewMatcher(labels.MatchRegexp, model.MetricNameLabel, "fabric_switch_(transmit_bytes_total|temperature_celsius|latency_average_seconds)"))
-	micro := 1e-6 // a variable: Go's constant arithmetic would be exact
-	lat := 2.5 * micro
+	const lat = 2.5e-6
 	want := map[string][]sample{
 		`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-01"}`: {{ms(0), 1000}, {ms(10 * time.Second), 1500}, {ms(20 * time.Second), 2000}, {ms(30 * time.Second), 2500}, {ms(40 * time.Second), 3000}, {ms(50 * time.Second), 3500}},
 		`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-02"}`: {{ms(0), 100}, {ms(10 * time.Second), 400}, {ms(20 * time.Second), 700}, {ms(30 * time.Second), 50}, {ms(40 * time.Second), 350}, {ms(50 * time.Second), 650}},
@@ -76,8 +75,8 @@ func TestSamplesStalenessAndScale(t *testing.T) {
 		`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-03"}`: {{ms(0), 2000}, {ms(10 * time.Second), 2100}, {ms(20 * time.Second), stale()}, {ms(40 * time.Second), 2400}, {ms(50 * time.Second), 2500}},
 		// An empty cell ends the series like a missing row.
 		`{__name__="fabric_switch_temperature_celsius", switch_id="SW-02"}`: {{ms(0), 55}, {ms(10 * time.Second), 55}, {ms(20 * time.Second), 55}, {ms(30 * time.Second), 55}, {ms(40 * time.Second), stale()}, {ms(50 * time.Second), 55}},
-		// Scaled as /metrics exports it: 2.5 µs times the float64 scale 1e-6
-		// (2.4999999999999998e-06, one ulp from the decimal 2.5e-6).
+		// Scaled as /metrics exports it: 2.5 µs is the decimal 2.5e-6 s,
+		// where the float product 2.5 × 1e-6 is one ulp off.
 		`{__name__="fabric_switch_latency_average_seconds", switch_id="SW-01"}`: {{ms(0), lat}, {ms(10 * time.Second), lat}, {ms(20 * time.Second), lat}, {ms(30 * time.Second), lat}, {ms(40 * time.Second), lat}, {ms(50 * time.Second), lat}},
 	}
 	if len(got) != 9 {

@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -211,10 +212,7 @@ func scaled(v snapshot.Value, scale float64) float64 {
 	if !v.Present() {
 		return absent
 	}
-	f := v.Float64()
-	if scale != 1 && scale != 0 { // zero is an unset scale, as in schema.Default
-		f *= scale
-	}
+	f := schema.Scaled(v.Float64(), scale)
 	if math.IsNaN(f) {
 		return math.NaN()
 	}

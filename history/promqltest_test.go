@@ -121,10 +121,10 @@ func evalRangeOver(t *testing.T, ng *promql.Engine, q storage.Queryable, qs stri
 	return out
 }
 
-// sameFloat allows for the one-ulp difference between the fixture's scaled
-// latency (2.5·1e-6) and the script's decimal 0.0000025.
+// sameFloat is bit equality, NaN included: the fixture's scaled latency
+// (2.5 µs) is the script's decimal 0.0000025 exactly.
 func sameFloat(a, b float64) bool {
-	return a == b || (math.IsNaN(a) && math.IsNaN(b)) || math.Abs(a-b) <= 1e-12*math.Max(math.Abs(a), math.Abs(b))
+	return a == b || (math.IsNaN(a) && math.IsNaN(b))
 }
 
 func sameVector(a, b promql.Vector) bool {

@@ -45,14 +45,13 @@ func TestEndToEnd(t *testing.T) {
 	last := start.Add(20 * time.Second)
 
 	// Instant values are the CSV's, scaled as /metrics scales them.
-	micro := 1e-6
 	for id, row := range csvs[2] {
 		for _, c := range []struct {
 			query string
 			want  float64
 		}{
 			{`fabric_switch_transmit_bytes_total{switch_id="` + id + `"}`, csvFloat(t, row["Tx_Bytes"])},
-			{`fabric_switch_latency_average_seconds{switch_id="` + id + `"}`, csvFloat(t, row["Latency_Avg_uSec"]) * micro},
+			{`fabric_switch_latency_average_seconds{switch_id="` + id + `"}`, testproc.Scaled(t, row["Latency_Avg_uSec"], 1e-6)},
 			// Two polls back, through the history.
 			{`fabric_switch_receive_bytes_total{switch_id="` + id + `"} offset 20s`, csvFloat(t, csvs[0][id]["Rx_Bytes"])},
 			// irate uses the last two polls: (v2 - v1) / 10s.

@@ -7,7 +7,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strconv"
 	"testing"
 	"time"
 
@@ -85,17 +84,13 @@ func checkData(t *testing.T, csvBody []byte, fams map[string]*dto.MetricFamily) 
 			if rec[i] == "" {
 				continue // absent in the source, absent in /metrics
 			}
-			src, err := strconv.ParseFloat(rec[i], 64)
-			if err != nil {
-				t.Fatal(err)
-			}
 			mf := fams[want.name]
 			if mf == nil || mf.GetType() != want.typ {
 				t.Fatalf("%s: family %s missing or of type %v, want %v", col, want.name, mf.GetType(), want.typ)
 			}
 			got, ok := value(fams, want.name, "switch_id", id)
-			if !ok || got != src*want.scale {
-				t.Errorf("%s{switch_id=%q} = %g (present %v), want %s × %g = %g", want.name, id, got, ok, rec[i], want.scale, src*want.scale)
+			if scaled := testproc.Scaled(t, rec[i], want.scale); !ok || got != scaled {
+				t.Errorf("%s{switch_id=%q} = %g (present %v), want %s × %g = %g", want.name, id, got, ok, rec[i], want.scale, scaled)
 			}
 			checked++
 		}
