@@ -19,12 +19,13 @@ const (
 	ReasonSchema     Reason = "schema"      // no switch_id column, duplicate or empty column names
 	ReasonParse      Reason = "parse"       // anything else malformed
 	ReasonTooLarge   Reason = "too_large"   // over the body size limit after decompression
+	ReasonLimit      Reason = "limit"       // over a per-source limit: samples, columns, label value length
 )
 
 // Reasons lists every reason, for metrics that must show each from start-up.
 var Reasons = []Reason{
 	ReasonHTTPStatus, ReasonTimeout, ReasonConnection, ReasonTruncated,
-	ReasonEmpty, ReasonSchema, ReasonParse, ReasonTooLarge,
+	ReasonEmpty, ReasonSchema, ReasonParse, ReasonTooLarge, ReasonLimit,
 }
 
 // Error is a rejected poll: its reason and what went wrong.

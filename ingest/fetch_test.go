@@ -84,7 +84,7 @@ func TestFetchHostileSources(t *testing.T) {
 		{"gzip within the limit", plain.URL + "/gzip-ok", ""},
 		{"redirect loop", plain.URL + "/loop", ReasonConnection},
 		{"untrusted TLS certificate", tlsSrv.URL + "/gzip-ok", ReasonConnection},
-		{"10,000 columns", plain.URL + "/wide", ""},
+		{"10,000 columns", plain.URL + "/wide", ReasonLimit},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -118,6 +118,9 @@ func (p *Parser) parseHeader(line []byte) (*layout, error) {
 	if !utf8.Valid(line) || hasControl(line) {
 		return nil, errorf(ReasonParse, "header is not CSV text")
 	}
+	if err := p.Limits.checkColumns(countFields(line)); err != nil {
+		return nil, errorf(ReasonLimit, "%w", err)
+	}
 	names, err := splitLine(line)
 	if err != nil {
 		return nil, errorf(ReasonParse, "header: %w", err)
@@ -143,6 +146,23 @@ func (p *Parser) parseHeader(line []byte) (*layout, error) {
 		return nil, err
 	}
 	return newLayout(format, names), nil
+}
+
+// countFields counts the fields of a header line without splitting it:
+// the commas outside quotes, plus one. (An escaped quote toggles twice.)
+func countFields(line []byte) int {
+	n, quoted := 1, false
+	for _, c := range line {
+		switch c {
+		case '"':
+			quoted = !quoted
+		case ',':
+			if !quoted {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 func checkRequired(format Format, seen map[string]bool) error {

@@ -5,12 +5,9 @@ import (
 	"encoding/csv"
 	"errors"
 	"fmt"
-	"math"
 	"slices"
-	"strconv"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
@@ -20,6 +17,10 @@ import (
 // ids of the previous body so that a steady fabric allocates no new strings;
 // a Parser therefore belongs to one writer.
 type Parser struct {
+	// Limits bound each body; DefaultLimits unless set before the first
+	// Parse.
+	Limits Limits
+
 	table  *schema.Table
 	format Format
 	intern map[string]string
@@ -30,9 +31,9 @@ type Parser struct {
 // columns with table.
 func NewParser(table *schema.Table) *Parser { return NewFormatParser(table, FormatAuto) }
 
-// NewFormatParser returns a parser for one format.
+// NewFormatParser returns a parser for one format, with the default limits.
 func NewFormatParser(table *schema.Table, format Format) *Parser {
-	return &Parser{table: table, format: format, intern: map[string]string{}}
+	return &Parser{Limits: DefaultLimits(), table: table, format: format, intern: map[string]string{}}
 }
 
 // Parse validates body and builds a snapshot from it. Columns are found by
@@ -49,7 +50,7 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 	if err != nil {
 		return nil, err
 	}
-	b := snapshot.NewBuilder(lay.labelNames, lay.columns, p.rowsHint(rest))
+	b := snapshot.NewBuilder(lay.labelNames, lay.columns, p.rowsHint(rest, lay))
 	b.ShareIndex(p.prev)
 	newest, err := p.parseRows(rest, lay, b)
 	if err != nil {
@@ -73,12 +74,18 @@ func (p *Parser) Parse(body []byte, pollTime time.Time) (*snapshot.Snapshot, err
 
 // rowsHint sizes the builder: the last snapshot's row count when there is
 // one (a fabric rarely changes size, and a larger one only costs the
-// builder a grown slice), else the body's line count.
-func (p *Parser) rowsHint(rows []byte) int {
+// builder a grown slice), else the body's line count, but never more rows
+// than the sample limit admits, so that a hostile body is refused before
+// it is allocated.
+func (p *Parser) rowsHint(rows []byte, lay *layout) int {
+	n := bytes.Count(rows, []byte{'\n'}) + 1
 	if p.prev != nil {
-		return p.prev.NumRows()
+		n = p.prev.NumRows()
 	}
-	return bytes.Count(rows, []byte{'\n'}) + 1
+	if limit := p.Limits.maxRows(len(lay.columns)); limit >= 0 {
+		n = min(n, limit+1)
+	}
+	return n
 }
 
 // remember keeps this snapshot's label values (switch ids, ports, GUIDs)
@@ -157,6 +164,7 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 	if prev != nil && !slices.Equal(prev.LabelNames(), lay.labelNames) {
 		prev = nil
 	}
+	maxRows := p.Limits.maxRows(len(lay.columns))
 	lineNo := 1
 	for len(body) > 0 {
 		lineNo++
@@ -182,7 +190,7 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 			// encoding/csv reads (and judges) this one record from here.
 			var n int
 			if line, n, err = sc.readQuoted(body); err != nil {
-				return 0, errorf(ReasonParse, "line %d: %w", lineNo, err)
+				return 0, rowError(lineNo, err)
 			}
 			rest, complete = body[n:], n > 0 && body[n-1] == '\n'
 			if fields = len(sc.bounds) / 2; fields == len(lay.roles) {
@@ -197,7 +205,10 @@ func (p *Parser) parseRows(body []byte, lay *layout, b *snapshot.Builder) (newes
 			return 0, errorf(ReasonParse, "line %d: %d fields, header has %d", lineNo, fields, len(lay.roles))
 		}
 		if err != nil {
-			return 0, errorf(ReasonParse, "line %d: %w", lineNo, err)
+			return 0, rowError(lineNo, err)
+		}
+		if b.NumRows() == maxRows {
+			return 0, errorf(ReasonLimit, "line %d: %w", lineNo, p.Limits.checkSamples(maxRows+1, len(lay.columns)))
 		}
 		if sc.labels[0] == "" && lay.guidSlot > 0 {
 			sc.labels[0] = sc.labels[lay.guidSlot] // a switch without a description
@@ -256,9 +267,9 @@ func (p *Parser) scanRow(lay *layout, line []byte, sc *rowScratch, quotes bool) 
 			case simple:
 				sc.values[lay.slot[fields]] = v
 			default:
-				var ok bool
-				if v, ok = parseValue(f); !ok {
-					err = fmt.Errorf("column %q: %q is not a number", lay.columns[lay.slot[fields]], truncate(f))
+				var verr error
+				if v, verr = parseValue(f); verr != nil {
+					err = fmt.Errorf("column %q: %w", lay.columns[lay.slot[fields]], verr)
 				}
 				sc.values[lay.slot[fields]] = v
 			}
@@ -299,56 +310,6 @@ func (sc *rowScratch) sameLeading(lay *layout, line []byte) (pos, fields int, ts
 	return pos, fields, ts
 }
 
-// pow10 holds the powers of ten that are exact in a float64.
-var pow10 = [...]float64{1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15}
-
-// scanDecimal reads a field of the form [-]digits[.digits] starting at pos
-// and ending at a comma or the end of the line. Integers of up to 19 digits
-// are exact; a fraction with up to 15 significant digits is one correctly
-// rounded division, the fast path strconv itself takes, so the float is the
-// same. ok is false for anything else (the caller falls back to strconv);
-// end is then meaningless.
-func scanDecimal(line []byte, pos int) (v snapshot.Value, end int, ok bool) {
-	neg := pos < len(line) && line[pos] == '-'
-	if neg {
-		pos++
-	}
-	start := pos
-	var mant uint64
-	for ; pos < len(line) && line[pos]-'0' <= 9; pos++ {
-		mant = mant*10 + uint64(line[pos]-'0')
-	}
-	intDigits := pos - start
-	if pos == len(line) || line[pos] == ',' {
-		switch {
-		case intDigits == 0 || intDigits > 19:
-			return v, pos, false
-		case !neg:
-			return snapshot.UintValue(mant), pos, true
-		case intDigits <= 18:
-			return snapshot.IntValue(-int64(mant)), pos, true
-		}
-		return v, pos, false
-	}
-	if line[pos] != '.' {
-		return v, pos, false
-	}
-	pos++
-	fracStart := pos
-	for ; pos < len(line) && line[pos]-'0' <= 9; pos++ {
-		mant = mant*10 + uint64(line[pos]-'0')
-	}
-	frac := pos - fracStart
-	if pos < len(line) && line[pos] != ',' || intDigits+frac == 0 || intDigits+frac > 15 {
-		return v, pos, false
-	}
-	x := float64(mant) / pow10[frac]
-	if neg {
-		x = -x
-	}
-	return snapshot.FloatValue(x), pos, true
-}
-
 // readQuoted reads the record at the start of body with encoding/csv and
 // returns its fields joined in sc.joined, with their bounds in sc.bounds.
 func (sc *rowScratch) readQuoted(body []byte) (line []byte, n int, err error) {
@@ -380,9 +341,9 @@ func (p *Parser) parseRow(lay *layout, line []byte, sc *rowScratch) (ts timestam
 			}
 			continue
 		}
-		v, ok := parseValue(f)
-		if !ok {
-			return 0, fmt.Errorf("column %q: %q is not a number", lay.columns[lay.slot[i]], truncate(f))
+		v, err := parseValue(f)
+		if err != nil {
+			return 0, fmt.Errorf("column %q: %w", lay.columns[lay.slot[i]], err)
 		}
 		sc.values[lay.slot[i]] = v
 	}
@@ -393,7 +354,11 @@ func (p *Parser) parseRow(lay *layout, line []byte, sc *rowScratch) (ts timestam
 func (p *Parser) parseIdentity(lay *layout, i int, f []byte, sc *rowScratch, ts timestamp) (timestamp, error) {
 	switch lay.roles[i] {
 	case roleTimestamp:
-		return sc.timestamp(f)
+		ts, err := sc.timestamp(f)
+		if err != nil {
+			return 0, fmt.Errorf("column %q: %w", lay.names[i], err)
+		}
+		return ts, nil
 	case roleIgnore:
 		return ts, nil
 	case roleDescription:
@@ -413,6 +378,16 @@ func (p *Parser) parseIdentity(lay *layout, i int, f []byte, sc *rowScratch, ts 
 	}
 	sc.labels[slot] = s
 	return ts, nil
+}
+
+// rowError says which line err is about. Its reason is limit when a limit
+// was hit, parse otherwise.
+func rowError(lineNo int, err error) *Error {
+	reason := ReasonParse
+	if errors.As(err, new(limitError)) {
+		reason = ReasonLimit
+	}
+	return &Error{Reason: reason, Err: fmt.Errorf("line %d: %w", lineNo, err)}
 }
 
 // timestamp reads a row's timestamp; a body's rows usually share one, so
@@ -455,6 +430,9 @@ func splitBounds(line []byte, dst []int) []int {
 // label validates an identity value and returns it as a string, reusing the
 // previous body's copy when there is one.
 func (p *Parser) label(f []byte) (string, error) {
+	if err := p.Limits.checkLabelValue(f); err != nil {
+		return "", err
+	}
 	if s, ok := p.intern[string(f)]; ok { // no allocation: the compiler reuses f
 		return s, nil
 	}
@@ -467,82 +445,6 @@ func (p *Parser) label(f []byte) (string, error) {
 		return "", fmt.Errorf("control character in %q", truncate(f))
 	}
 	return string(f), nil
-}
-
-// parseValue reads one metric cell: the decimal fast path, else strconv
-// for everything else (exponents, NaN, Inf, padding, 20-digit counters). An
-// empty cell is an absent value.
-func parseValue(f []byte) (snapshot.Value, bool) {
-	if len(f) == 0 {
-		return snapshot.Value{}, true
-	}
-	if v, end, ok := scanDecimal(f, 0); ok && end == len(f) {
-		return v, true
-	}
-	f = bytes.TrimSpace(f)
-	if len(f) == 0 {
-		return snapshot.Value{}, true
-	}
-	s := unsafe.String(unsafe.SliceData(f), len(f)) // not retained
-	if isDigits(f) {
-		if u, err := strconv.ParseUint(s, 10, 64); err == nil {
-			return snapshot.UintValue(u), true
-		}
-	}
-	x, err := strconv.ParseFloat(s, 64)
-	if err != nil && !errors.Is(err, strconv.ErrRange) {
-		return snapshot.Value{}, false
-	}
-	return snapshot.FloatValue(x), true
-}
-
-// timestamp is a source timestamp normalised to Unix nanoseconds.
-type timestamp int64
-
-func (t timestamp) time() time.Time { return time.Unix(0, int64(t)).UTC() }
-
-// parseTimestamp reads a Unix timestamp in seconds, milliseconds,
-// microseconds or nanoseconds, told apart by magnitude (any date between
-// 1973 and 5138 is read right). Integers stay exact; a fractional value is
-// read as a float. An empty cell means none.
-func parseTimestamp(f []byte) (timestamp, error) {
-	if len(f) == 0 {
-		return 0, nil
-	}
-	s := unsafe.String(unsafe.SliceData(f), len(f))
-	if n, err := strconv.ParseInt(s, 10, 64); err == nil && n > 0 {
-		for _, unit := range timestampUnits {
-			if n < unit.below {
-				if n > math.MaxInt64/unit.nanos {
-					break
-				}
-				return timestamp(n * unit.nanos), nil
-			}
-		}
-		return timestamp(n), nil
-	}
-	x, err := strconv.ParseFloat(s, 64)
-	if err != nil || !(x > 0) || math.IsInf(x, 0) {
-		return 0, fmt.Errorf("timestamp %q is not a positive Unix time", truncate(f))
-	}
-	for _, unit := range timestampUnits {
-		if x < float64(unit.below) {
-			x *= float64(unit.nanos)
-			break
-		}
-	}
-	if x >= math.MaxInt64 {
-		return 0, fmt.Errorf("timestamp %q out of range", truncate(f))
-	}
-	return timestamp(x), nil
-}
-
-// timestampUnits tells units apart by magnitude; larger values are
-// nanoseconds.
-var timestampUnits = [...]struct{ below, nanos int64 }{
-	{1e11, 1e9}, // seconds
-	{1e14, 1e6}, // milliseconds
-	{1e17, 1e3}, // microseconds
 }
 
 // splitLine splits a header line, quoted or not.
@@ -581,13 +483,4 @@ func truncate(f []byte) []byte {
 		return f[:64]
 	}
 	return f
-}
-
-func isDigits(f []byte) bool {
-	for _, c := range f {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }

@@ -23,6 +23,10 @@ type Cycle struct {
 	Bytes    int
 	Snapshot *snapshot.Snapshot // the published snapshot; nil when rejected
 	Err      error              // an *Error when rejected
+	// ClampedFrom is the source's own time when it was more than
+	// MaxClockSkew ahead of the poll and the snapshot was stamped with the
+	// poll time instead; zero otherwise.
+	ClampedFrom time.Time
 }
 
 // Poller runs one source's poll loop: never two polls at once, a slow poll
@@ -38,6 +42,13 @@ type Poller struct {
 	Shards   int
 	Interval time.Duration
 	Timeout  time.Duration
+	// MaxClockSkew is how far ahead of the poll time a snapshot's source
+	// time may be. A snapshot further ahead is stamped with the poll time
+	// (the moment its body arrived) instead, and the cycle says so: one
+	// poll from a source whose clock jumped a year ahead must not pin the
+	// served time there. A source time in the past is kept, so that a stuck
+	// source shows its age. Zero never clamps.
+	MaxClockSkew time.Duration
 	// Publish makes an accepted snapshot visible; it is timed as the swap phase.
 	Publish func(*snapshot.Snapshot)
 	// Observe, if set, is called after every cycle (self-metrics).
@@ -99,14 +110,19 @@ func (p *Poller) cycle(ctx context.Context, c *Cycle, now func() time.Time) erro
 	if err != nil {
 		return err
 	}
+	// The poll time is when the body arrived: a source cannot have stamped
+	// its data any later.
 	err = eachShard(shards, func(s *shard) error {
 		var err error
-		s.snap, err = s.parser.Parse(s.body, c.Start)
+		s.snap, err = s.parser.Parse(s.body, t)
 		return err
 	})
 	var snap *snapshot.Snapshot
 	if err == nil {
 		snap, err = p.merge(shards)
+	}
+	if err == nil {
+		snap = p.clamp(c, snap, t)
 	}
 	t2 := now()
 	c.Parse = t2.Sub(t)
@@ -119,17 +135,40 @@ func (p *Poller) cycle(ctx context.Context, c *Cycle, now func() time.Time) erro
 	return nil
 }
 
+// clamp stamps snap with the poll time when its source time is more than
+// MaxClockSkew ahead of it, and records the source time in c.
+func (p *Poller) clamp(c *Cycle, snap *snapshot.Snapshot, pollTime time.Time) *snapshot.Snapshot {
+	if p.MaxClockSkew <= 0 || snap.Time().Sub(pollTime) <= p.MaxClockSkew {
+		return snap
+	}
+	c.ClampedFrom = snap.Time()
+	return snap.WithTime(pollTime)
+}
+
+// merge joins the shards' snapshots. Each shard kept to the sample limit;
+// their sum must too.
 func (p *Poller) merge(shards []shard) (*snapshot.Snapshot, error) {
 	if len(shards) == 1 {
 		return shards[0].snap, nil
 	}
 	parts := make([]*snapshot.Snapshot, len(shards))
+	rows, widest := 0, 0
 	for i := range shards {
 		parts[i] = shards[i].snap
+		rows += parts[i].NumRows()
+		widest = max(widest, len(parts[i].Columns()))
+	}
+	// The merge has at least the widest shard's columns: refuse before
+	// copying what is over already.
+	if err := p.Parser.Limits.checkSamples(rows, widest); err != nil {
+		return nil, errorf(ReasonLimit, "merging shards: %w", err)
 	}
 	merged, err := snapshot.Merge(parts, p.merged)
 	if err != nil {
 		return nil, errorf(ReasonParse, "merging shards: %w", err)
+	}
+	if err := p.Parser.Limits.checkSamples(merged.NumRows(), len(merged.Columns())); err != nil {
+		return nil, errorf(ReasonLimit, "merging shards: %w", err)
 	}
 	p.merged = merged
 	return merged, nil
@@ -140,6 +179,11 @@ func (p *Poller) log(c Cycle) {
 		p.Logger.Warn("Poll rejected; keeping the last good snapshot",
 			"reason", ReasonOf(c.Err), "err", c.Err, "duration", c.Total, "url", p.Fetcher.URL)
 		return
+	}
+	if !c.ClampedFrom.IsZero() {
+		p.Logger.Warn("Source clock ahead of the poll; snapshot stamped with the poll time",
+			"source_time", snapshot.FormatTime(c.ClampedFrom), "poll_time", c.Snapshot.TimeText(),
+			"skew", c.ClampedFrom.Sub(c.Snapshot.Time()), "max_clock_skew", p.MaxClockSkew, "url", p.Fetcher.URL)
 	}
 	p.Logger.Info("Ingestion cycle",
 		"duration", c.Total, "fetch", c.Fetch, "parse", c.Parse, "swap", c.Swap,

@@ -31,7 +31,9 @@ func (p *Poller) shardList() []shard {
 	p.shards = make([]shard, p.Shards)
 	for i := range p.shards {
 		f := &Fetcher{URL: ShardURL(p.Fetcher.URL, p.Shards, i), MaxBytes: p.Fetcher.MaxBytes, Client: p.Fetcher.Client}
-		p.shards[i] = shard{fetcher: f, parser: NewFormatParser(p.Parser.table, p.Parser.format)}
+		parser := NewFormatParser(p.Parser.table, p.Parser.format)
+		parser.Limits = p.Parser.Limits
+		p.shards[i] = shard{fetcher: f, parser: parser}
 	}
 	return p.shards
 }

@@ -59,6 +59,14 @@ var ErrDuplicateRow = errors.New("duplicate row")
 // time when the source gives none.
 func (s *Snapshot) Time() time.Time { return s.time }
 
+// WithTime returns a copy of s stamped with t: the same rows, labels and
+// values (shared, not copied, so SameRows holds between them), another time.
+func (s *Snapshot) WithTime(t time.Time) *Snapshot {
+	c := *s
+	c.time, c.timeText = t, FormatTime(t)
+	return &c
+}
+
 // TimeText is Time in RFC 3339 UTC with milliseconds, formatted once.
 func (s *Snapshot) TimeText() string { return s.timeText }
 
