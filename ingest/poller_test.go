@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -157,5 +158,101 @@ func TestPollerShardFailureRejectsAll(t *testing.T) {
 	}
 	if n := strings.Count(c.Err.Error(), string(ReasonHTTPStatus)); n != 1 {
 		t.Errorf("error %q names its reason %d times, want once", c.Err, n)
+	}
+}
+
+// TestPollerClampsSourceClockAhead polls sources whose clock is a year
+// ahead, a little ahead, right, or behind, with the poll's clock fixed: only
+// a source time more than MaxClockSkew ahead of the poll is replaced by the
+// poll time, and that cycle says so and logs it.
+func TestPollerClampsSourceClockAhead(t *testing.T) {
+	now := time.Date(2026, 11, 25, 19, 30, 0, 0, time.UTC)
+	const skew = 10 * time.Second
+	tests := []struct {
+		name    string
+		source  time.Time
+		maxSkew time.Duration
+		clamped bool
+	}{
+		{"a year ahead", now.AddDate(1, 0, 0), skew, true},
+		{"just over the skew", now.Add(skew + time.Millisecond), skew, true},
+		{"at the skew", now.Add(skew), skew, false},
+		{"a little ahead", now.Add(time.Second), skew, false},
+		{"right", now, skew, false},
+		{"a year behind", now.AddDate(-1, 0, 0), skew, false},
+		{"a year ahead, clamping off", now.AddDate(1, 0, 0), 0, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprintf(w, "switch_id,timestamp,Rx_Bytes\nSW-01,%d,1\n", tc.source.UnixMilli())
+			}))
+			t.Cleanup(srv.Close)
+			var logs bytes.Buffer
+			var published *snapshot.Snapshot
+			p := newPoller(srv.URL, 1, func(s *snapshot.Snapshot) { published = s })
+			p.Now = func() time.Time { return now }
+			p.MaxClockSkew = tc.maxSkew
+			p.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
+			c := p.Poll(t.Context())
+			if c.Err != nil {
+				t.Fatal(c.Err)
+			}
+			want, clampedFrom := tc.source, time.Time{}
+			if tc.clamped {
+				want, clampedFrom = now, tc.source
+			}
+			if !published.Time().Equal(want) || published.TimeText() != snapshot.FormatTime(want) {
+				t.Errorf("published with time %v (%s), want %v", published.Time(), published.TimeText(), want)
+			}
+			if !c.ClampedFrom.Equal(clampedFrom) {
+				t.Errorf("cycle's ClampedFrom %v, want %v", c.ClampedFrom, clampedFrom)
+			}
+			warned := strings.Contains(logs.String(), `"msg":"Source clock ahead of the poll; snapshot stamped with the poll time"`)
+			if warned != tc.clamped {
+				t.Errorf("clock warning logged %v, want %v:\n%s", warned, tc.clamped, logs.String())
+			}
+			if tc.clamped {
+				for _, field := range []string{
+					`"source_time":"` + snapshot.FormatTime(tc.source) + `"`,
+					`"poll_time":"` + snapshot.FormatTime(now) + `"`,
+					`"skew":` + strconv.FormatInt(int64(tc.source.Sub(now)), 10),
+				} {
+					if !strings.Contains(logs.String(), field) {
+						t.Errorf("clock warning without %s:\n%s", field, logs.String())
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPollerClampKeepsRows: a clamped snapshot is the parsed one with
+// another time: the same rows and values, its index shared.
+func TestPollerClampKeepsRows(t *testing.T) {
+	srv := shardedSource(t, 10)
+	var published *snapshot.Snapshot
+	p := newPoller(srv.URL, 1, func(s *snapshot.Snapshot) { published = s })
+	p.Now = func() time.Time { return time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC) } // the source is a year ahead
+	p.MaxClockSkew = time.Second
+	c := p.Poll(t.Context())
+	if c.Err != nil || c.ClampedFrom.IsZero() {
+		t.Fatalf("error %v, clamped from %v: want a clamped poll", c.Err, c.ClampedFrom)
+	}
+	parsed := p.Parser.prev
+	if !published.SameRows(parsed) || published.NumRows() != 10 || published.Value(3, 0) != parsed.Value(3, 0) {
+		t.Errorf("the clamped snapshot does not share the parsed one's rows")
+	}
+}
+
+// TestPollerShardedSampleLimit: each shard is within the sample limit, the
+// merged poll is not.
+func TestPollerShardedSampleLimit(t *testing.T) {
+	srv := shardedSource(t, 100)
+	p := newPoller(srv.URL, 2, func(*snapshot.Snapshot) { t.Error("published over the limit") })
+	p.Parser.Limits = Limits{Samples: 150} // 2 metric columns: 75 rows; a shard has 50
+	c := p.Poll(t.Context())
+	if ReasonOf(c.Err) != ReasonLimit || !strings.Contains(c.Err.Error(), "merging shards: 100 rows × 2 metric columns") {
+		t.Errorf("error %v, want the merge over the sample limit", c.Err)
 	}
 }

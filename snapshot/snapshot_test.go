@@ -185,6 +185,26 @@ func TestBuildMetadata(t *testing.T) {
 	}
 }
 
+// TestWithTime: a copy stamped with another time has the same rows and
+// values, shared, and leaves the original as it was.
+func TestWithTime(t *testing.T) {
+	s := mustBuild(t, []string{"switch_id"}, []string{"a"}, []row{
+		{[]string{"SW-01"}, []Value{UintValue(1)}},
+		{[]string{"SW-02"}, []Value{FloatValue(2)}},
+	}, nil)
+	later := t0.Add(365 * 24 * time.Hour)
+	c := s.WithTime(later)
+	if !c.Time().Equal(later) || c.TimeText() != FormatTime(later) {
+		t.Errorf("copy's time %v (%s), want %v", c.Time(), c.TimeText(), later)
+	}
+	if !s.Time().Equal(t0) || s.TimeText() != FormatTime(t0) {
+		t.Errorf("original's time changed to %v (%s)", s.Time(), s.TimeText())
+	}
+	if !c.SameRows(s) || !slices.Equal(c.Switches(), s.Switches()) || c.Value(1, 0) != s.Value(1, 0) {
+		t.Error("the copy does not share the original's rows and values")
+	}
+}
+
 func TestBuildErrors(t *testing.T) {
 	tests := []struct {
 		name       string
