@@ -54,6 +54,8 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 		Observe:  a.observe,
 		Logger:   a.cfg.Logger.With("component", "ingest", "source_name", sc.Name),
 	}
+	src.poller.Parser.Limits = ingest.Limits{Samples: sc.SampleLimit, Columns: sc.ColumnLimit, LabelValueLength: sc.LabelValueLengthLimit}
+	src.poller.MaxClockSkew = time.Duration(sc.MaxClockSkew)
 	return src, nil
 }
 

@@ -47,6 +47,17 @@ type Source struct {
 	// Shards > 1 polls the source as that many UFM shards in parallel
 	// (?num_shards=N&shard=i) and merges them into one snapshot.
 	Shards int `yaml:"shards,omitempty"`
+	// Limits of one poll, named as Prometheus's scrape limits: values
+	// (rows × metric columns), header columns, bytes of a label value. A
+	// poll over one is rejected with reason limit. 0 here takes the flag's
+	// value; 0 there is no limit.
+	SampleLimit           int `yaml:"sample_limit,omitempty"`
+	ColumnLimit           int `yaml:"column_limit,omitempty"`
+	LabelValueLengthLimit int `yaml:"label_value_length_limit,omitempty"`
+	// MaxClockSkew is how far ahead of the poll time the source's time may
+	// be; a snapshot further ahead is stamped with the poll time. 0 here
+	// takes the flag's value; 0 there never clamps.
+	MaxClockSkew model.Duration `yaml:"max_clock_skew,omitempty"`
 	// Labels are added to every series of the source, e.g. fabric: east.
 	Labels map[string]string `yaml:"labels,omitempty"`
 }
@@ -135,6 +146,18 @@ func (s *Source) fillDefaults(d Source) {
 	if s.Shards == 0 {
 		s.Shards = 1
 	}
+	if s.SampleLimit == 0 {
+		s.SampleLimit = d.SampleLimit
+	}
+	if s.ColumnLimit == 0 {
+		s.ColumnLimit = d.ColumnLimit
+	}
+	if s.LabelValueLengthLimit == 0 {
+		s.LabelValueLengthLimit = d.LabelValueLengthLimit
+	}
+	if s.MaxClockSkew == 0 {
+		s.MaxClockSkew = d.MaxClockSkew
+	}
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
@@ -169,6 +192,10 @@ func (s *Source) validate() error {
 		return errors.New("max_bytes must be positive")
 	case s.Shards < 1 || s.Shards > MaxShards:
 		return fmt.Errorf("shards must be between 1 and %d", MaxShards)
+	case s.SampleLimit < 0, s.ColumnLimit < 0, s.LabelValueLengthLimit < 0:
+		return errors.New("sample_limit, column_limit and label_value_length_limit must not be negative (0: no limit)")
+	case s.MaxClockSkew < 0:
+		return errors.New("max_clock_skew must not be negative (0: never clamp)")
 	}
 	for name, value := range s.Labels {
 		if !model.LegacyValidation.IsValidLabelName(name) || len(name) >= 2 && name[:2] == "__" {

@@ -61,6 +61,10 @@ func TestParseRejects(t *testing.T) {
 		{"reserved label", good + "  labels: {switch_id: a}\n", "reserved"},
 		{"label named like a REST key", good + "  labels: {metrics: a}\n", "reserved"},
 		{"empty label value", good + "  labels: {fabric: ''}\n", "empty value"},
+		{"negative sample limit", good + "  sample_limit: -1\n", "must not be negative"},
+		{"negative column limit", good + "  column_limit: -1\n", "must not be negative"},
+		{"negative label value length limit", good + "  label_value_length_limit: -1\n", "must not be negative"},
+		{"bad clock skew", good + "  max_clock_skew: -1s\n", "parsing YAML"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -69,6 +73,35 @@ func TestParseRejects(t *testing.T) {
 				t.Errorf("error %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSourceLimits: a source's limits and clock skew are its own where it
+// sets them, the flags' where it does not.
+func TestSourceLimits(t *testing.T) {
+	flags := defaults
+	flags.SampleLimit, flags.ColumnLimit, flags.LabelValueLengthLimit = 10_000_000, 1000, 1024
+	flags.MaxClockSkew = model.Duration(10 * time.Second)
+	cfg, err := Parse([]byte(`sources:
+- name: big
+  url: http://127.0.0.1:9001/csv/metrics
+  sample_limit: 50000000
+  column_limit: 2000
+  label_value_length_limit: 64
+  max_clock_skew: 1m
+- name: plain
+  url: http://127.0.0.1:9002/counters
+`), flags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	big, plain := cfg.Sources[0], cfg.Sources[1]
+	if big.SampleLimit != 50_000_000 || big.ColumnLimit != 2000 || big.LabelValueLengthLimit != 64 || time.Duration(big.MaxClockSkew) != time.Minute {
+		t.Errorf("big read as %+v", big)
+	}
+	if plain.SampleLimit != flags.SampleLimit || plain.ColumnLimit != flags.ColumnLimit ||
+		plain.LabelValueLengthLimit != flags.LabelValueLengthLimit || plain.MaxClockSkew != flags.MaxClockSkew {
+		t.Errorf("plain did not take the flags' limits: %+v", plain)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -19,6 +20,7 @@ import (
 	"github.com/fabrictelemetry/aggregator/aggregator"
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/exporter"
+	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
 )
@@ -34,13 +36,21 @@ func run(args []string) int {
 		cfg    aggregator.Config
 		source = config.Source{Name: "default"}
 	)
-	configFile := app.Flag("config.file", "YAML file listing the sources to poll (name, url, format, interval, timeout, max_bytes, shards, labels); settings a source leaves out come from the --source.* flags. Without it, the --source.* flags describe the one source, named \"default\". See docs/configuration.md.").String()
+	configFile := app.Flag("config.file", "YAML file listing the sources to poll (name, url, format, interval, timeout, max_bytes, shards, sample_limit, column_limit, label_value_length_limit, max_clock_skew, labels); settings a source leaves out come from the --source.* flags. Without it, the --source.* flags describe the one source, named \"default\". See docs/configuration.md.").String()
 	app.Flag("source.url", "URL of the telemetry source's CSV.").Default("http://127.0.0.1:9001/counters").StringVar(&source.URL)
 	app.Flag("source.format", "CSV layout of the source: matrix (switch_id[,port],timestamp,...), ufm (UFM Telemetry) or auto (told from the header).").Default("auto").EnumVar(&source.Format, config.FormatAuto, config.FormatMatrix, config.FormatUFM)
 	app.Flag("source.shards", "Poll the source as this many UFM shards in parallel (?num_shards=N&shard=i) and merge them.").Default("1").IntVar(&source.Shards)
 	interval := app.Flag("source.interval", "How often to poll the source.").Default("10s").Duration()
 	timeout := app.Flag("source.timeout", "Time limit of one poll, body included.").Default("5s").Duration()
 	maxBytes := app.Flag("source.max-bytes", "Largest source body accepted, counted after decompression.").Default("256MiB").Bytes()
+	app.Flag("source.sample-limit", "Most values one poll may hold (rows × metric columns, empty cells included); a poll over it is rejected with reason limit. 0: no limit.").
+		Default(strconv.Itoa(ingest.DefaultSampleLimit)).IntVar(&source.SampleLimit)
+	app.Flag("source.column-limit", "Most columns the header of a body may have; a poll over it is rejected with reason limit. 0: no limit.").
+		Default(strconv.Itoa(ingest.DefaultColumnLimit)).IntVar(&source.ColumnLimit)
+	app.Flag("source.label-value-length-limit", "Most bytes of a label value (switch_id, port, node_guid); a poll over it is rejected with reason limit. 0: no limit.").
+		Default(strconv.Itoa(ingest.DefaultLabelValueLengthLimit)).IntVar(&source.LabelValueLengthLimit)
+	maxClockSkew := app.Flag("source.max-clock-skew", "How far ahead of the poll time a source's timestamp may be; a snapshot further ahead is stamped with the poll time instead, counted and logged. A timestamp in the past is kept. 0: never clamp.").
+		Default("10s").Duration()
 	app.Flag("source.max-staleness", "Age of the freshest data after which /-/ready fails (0: three times the longest poll interval). Stale data is still served, with its age.").Default("0s").DurationVar(&cfg.MaxStaleness)
 	app.Flag("storage.path", "Directory where each source's last good snapshot is kept, written atomically after every accepted poll and served again at start-up with its original time. Empty: nothing is kept.").StringVar(&cfg.StoragePath)
 	app.Flag("demo", "Run a simulated fabric in-process on a free loopback port and poll it instead of --source.url or --config.file.").BoolVar(&cfg.Demo)
@@ -60,6 +70,7 @@ func run(args []string) int {
 		return 2
 	}
 	source.Interval, source.Timeout, source.MaxBytes = model.Duration(*interval), model.Duration(*timeout), config.Bytes(*maxBytes)
+	source.MaxClockSkew = model.Duration(*maxClockSkew)
 	cfg.Query = *queryOpts
 	cfg.Logger = promslog.New(logConfig)
 	cfg.Logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
