@@ -241,7 +241,7 @@ func TestHandlerMaxRequestsInFlight(t *testing.T) {
 }
 
 // selfMetricNames are the per-source self-metrics the tests compare.
-var selfMetricNames = []string{"fabric_ingest_failures_total", "fabric_ingest_total", "fabric_source_up", "fabric_ingest_last_success_timestamp_seconds"}
+var selfMetricNames = []string{"fabric_ingest_failures_total", "fabric_ingest_total", "fabric_source_up", "fabric_ingest_last_success_timestamp_seconds", "fabric_ingest_clock_skew_clamped_total"}
 
 const selfMetricsHelp = `
 # HELP fabric_ingest_failures_total Rejected ingestion cycles by source and reason; a rejected poll keeps the source's last good snapshot.
@@ -252,12 +252,14 @@ const selfMetricsHelp = `
 # TYPE fabric_source_up gauge
 # HELP fabric_ingest_last_success_timestamp_seconds When the last successful ingestion cycle of the source ended, in seconds since the epoch; 0 before the first.
 # TYPE fabric_ingest_last_success_timestamp_seconds gauge
+# HELP fabric_ingest_clock_skew_clamped_total Accepted polls whose source time was more than --source.max-clock-skew ahead of the poll and was replaced by the poll time, per source: the source's clock is wrong.
+# TYPE fabric_ingest_clock_skew_clamped_total counter
 `
 
 // sourceSeries writes the expected per-source series of one source: the
-// failures by reason (all others 0), cycles by result, up and the last
-// success.
-func sourceSeries(source string, failures map[string]int, success, failure int, up int, lastSuccess string) string {
+// failures by reason (all others 0), cycles by result, up, the last
+// success and the clamped polls.
+func sourceSeries(source string, failures map[string]int, success, failure int, up int, lastSuccess string, clamped int) string {
 	var b strings.Builder
 	for _, r := range ingest.Reasons {
 		fmt.Fprintf(&b, "fabric_ingest_failures_total{reason=%q,source=%q} %d\n", r, source, failures[string(r)])
@@ -266,6 +268,7 @@ func sourceSeries(source string, failures map[string]int, success, failure int, 
 	fmt.Fprintf(&b, "fabric_ingest_total{result=\"success\",source=%q} %d\n", source, success)
 	fmt.Fprintf(&b, "fabric_source_up{source=%q} %d\n", source, up)
 	fmt.Fprintf(&b, "fabric_ingest_last_success_timestamp_seconds{source=%q} %s\n", source, lastSuccess)
+	fmt.Fprintf(&b, "fabric_ingest_clock_skew_clamped_total{source=%q} %d\n", source, clamped)
 	return b.String()
 }
 
@@ -279,7 +282,7 @@ func TestSelfMetricsFromStart(t *testing.T) {
 	e.AddSource("east")
 	e.AddSource("west")
 	e.AddSource("east")
-	want := selfMetricsHelp + sourceSeries("east", nil, 0, 0, 0, "0") + sourceSeries("west", nil, 0, 0, 0, "0")
+	want := selfMetricsHelp + sourceSeries("east", nil, 0, 0, 0, "0", 0) + sourceSeries("west", nil, 0, 0, 0, "0", 0)
 	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), selfMetricNames...); err != nil {
 		t.Fatal(err)
 	}
@@ -311,15 +314,17 @@ func TestSelfMetricsPerSource(t *testing.T) {
 	e.Observe(ok("east", 0))
 	e.Observe(ok("west", 0))
 	e.Observe(failed("west", time.Minute, ingest.ReasonHTTPStatus))
-	e.Observe(ok("east", time.Minute))
+	clamped := ok("east", time.Minute) // the source's clock a year ahead
+	clamped.ClampedFrom = start.AddDate(1, 0, 0)
+	e.Observe(clamped)
 	e.Observe(failed("west", 2*time.Minute, ingest.ReasonTimeout))
 	// A source nobody added is added by its first cycle, with every reason.
 	e.Observe(failed("north", 0, ingest.ReasonConnection))
 
 	want := selfMetricsHelp +
-		sourceSeries("east", nil, 2, 0, 1, "1.700000062e+09") +
-		sourceSeries("north", map[string]int{"connection": 1}, 0, 1, 0, "0") +
-		sourceSeries("west", map[string]int{"http_status": 1, "timeout": 1}, 1, 2, 0, "1.700000002e+09")
+		sourceSeries("east", nil, 2, 0, 1, "1.700000062e+09", 1) +
+		sourceSeries("north", map[string]int{"connection": 1}, 0, 1, 0, "0", 0) +
+		sourceSeries("west", map[string]int{"http_status": 1, "timeout": 1}, 1, 2, 0, "1.700000002e+09", 0)
 	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), selfMetricNames...); err != nil {
 		t.Fatal(err)
 	}

@@ -32,6 +32,7 @@ type selfMetrics struct {
 	phase       *prometheus.HistogramVec
 	total       *prometheus.CounterVec
 	failures    *prometheus.CounterVec
+	clamped     *prometheus.CounterVec
 	lastSuccess *prometheus.GaugeVec
 	up          *prometheus.GaugeVec
 
@@ -63,6 +64,10 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 			Namespace: ns, Subsystem: "ingest", Name: "failures_total",
 			Help: "Rejected ingestion cycles by source and reason; a rejected poll keeps the source's last good snapshot.",
 		}, []string{sourceLabel, "reason"}),
+		clamped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: "ingest", Name: "clock_skew_clamped_total",
+			Help: "Accepted polls whose source time was more than --source.max-clock-skew ahead of the poll and was replaced by the poll time, per source: the source's clock is wrong.",
+		}, []string{sourceLabel}),
 		lastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: ns, Subsystem: "ingest", Name: "last_success_timestamp_seconds",
 			Help: "When the last successful ingestion cycle of the source ended, in seconds since the epoch; 0 before the first.",
@@ -83,7 +88,7 @@ func newSelfMetrics(reg prometheus.Registerer) *selfMetrics {
 		}, []string{"handler", "method"}),
 	}
 	reg.MustRegister(
-		m.duration, m.phase, m.total, m.failures, m.lastSuccess, m.up,
+		m.duration, m.phase, m.total, m.failures, m.clamped, m.lastSuccess, m.up,
 		m.httpRequests, m.httpDuration,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -111,6 +116,7 @@ func (m *selfMetrics) addSource(source string) {
 	for _, r := range ingest.Reasons {
 		m.failures.WithLabelValues(source, string(r))
 	}
+	m.clamped.WithLabelValues(source)
 	m.lastSuccess.WithLabelValues(source)
 	m.up.WithLabelValues(source)
 }
@@ -134,6 +140,9 @@ func (m *selfMetrics) observe(c ingest.Cycle) {
 	m.phase.WithLabelValues(src, phaseParse).Observe(c.Parse.Seconds())
 	m.phase.WithLabelValues(src, phaseSwap).Observe(c.Swap.Seconds())
 	m.total.WithLabelValues(src, "success").Inc()
+	if !c.ClampedFrom.IsZero() {
+		m.clamped.WithLabelValues(src).Inc()
+	}
 	m.lastSuccess.WithLabelValues(src).Set(float64(c.Start.Add(c.Total).UnixNano()) / 1e9)
 	m.up.WithLabelValues(src).Set(1)
 }
