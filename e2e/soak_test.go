@@ -507,7 +507,7 @@ func (s *soak) report(base, end map[string]float64, simCursor int) {
 			s.errors = append(s.errors, fmt.Sprintf("%s: %.0f polls rejected, %d such faults injected", reason, got, wantRejected[reason]))
 		}
 	}
-	for _, reason := range []string{"connection", "schema", "too_large"} {
+	for _, reason := range []string{"connection", "schema", "too_large", "limit"} {
 		if got := delta("fabric_ingest_failures_total", `reason="`+reason+`"`); got > 0 {
 			s.errors = append(s.errors, fmt.Sprintf("%.0f polls rejected as %s, which the simulator never injects", got, reason))
 		}
