@@ -222,7 +222,6 @@ func TestParseTimestampBands(t *testing.T) {
 		ts   string
 		want time.Time // zero: rejected
 	}{
-		// Fractions are floats: exact to a float64's 256 ns at these dates.
 		{"999999999", time.Time{}}, // 9 digits: 1970-2001 in seconds
 		{"1000000000", first},      // seconds from 2001-09-09
 		{"1764099000", time.Unix(1764099000, 0)},
@@ -282,6 +281,8 @@ func TestParseTimestampBands(t *testing.T) {
 			if err != nil {
 				t.Fatalf("rejected: %v", err)
 			}
+			// A fraction or an exponent makes a float: exact to a float64's
+			// 256 ns at these dates.
 			exact := !strings.ContainsAny(tc.ts, ".e")
 			if d := snap.Time().Sub(tc.want); exact && d != 0 || d < -256 || d > 256 {
 				t.Errorf("read as %v, want %v", snap.Time(), tc.want)

@@ -145,8 +145,8 @@ func (p *Poller) clamp(c *Cycle, snap *snapshot.Snapshot, pollTime time.Time) *s
 	return snap.WithTime(pollTime)
 }
 
-// merge joins the shards' snapshots. Each shard kept to the sample limit;
-// their sum must too.
+// merge joins the shards' snapshots. Each shard was held to the sample
+// limit; so is their sum.
 func (p *Poller) merge(shards []shard) (*snapshot.Snapshot, error) {
 	if len(shards) == 1 {
 		return shards[0].snap, nil
