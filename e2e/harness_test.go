@@ -47,8 +47,8 @@ func Binaries(t testing.TB) (aggregator, simulator string) {
 		simulatorBin = filepath.Join(dir, "telemetry-simulator")
 		var wg sync.WaitGroup
 		var errs [2]error
-		wg.Go(func() { errs[0] = build(aggregatorBin, "./cmd/telemetry-aggregator") })
-		wg.Go(func() { errs[1] = build(simulatorBin, "./cmd/telemetry-simulator") })
+		wg.Go(func() { errs[0] = build(aggregatorBin, "./cmd/telemetry-aggregator", raceEnabled) })
+		wg.Go(func() { errs[1] = build(simulatorBin, "./cmd/telemetry-simulator", raceEnabled) })
 		wg.Wait()
 		buildErr = errors.Join(errs[:]...)
 	})
@@ -71,15 +71,40 @@ func binDir() (string, error) {
 	return os.MkdirTemp("", "e2e-bin-")
 }
 
-// build compiles a command of this module, with the race detector when the
-// tests run with it.
-func build(out, pkg string) error {
+// PlainAggregator builds telemetry-aggregator without the race detector,
+// once per test run, for the tests that measure the process's memory: the
+// race detector's shadow memory would multiply every figure they read.
+func PlainAggregator(t testing.TB) string {
+	t.Helper()
+	plainOnce.Do(func() {
+		dir, err := binDir()
+		if err != nil {
+			plainErr = err
+			return
+		}
+		plainBin = filepath.Join(dir, "telemetry-aggregator-norace")
+		plainErr = build(plainBin, "./cmd/telemetry-aggregator", false)
+	})
+	if plainErr != nil {
+		t.Fatal(plainErr)
+	}
+	return plainBin
+}
+
+var (
+	plainOnce sync.Once
+	plainBin  string
+	plainErr  error
+)
+
+// build compiles a command of this module, with the race detector if race.
+func build(out, pkg string, race bool) error {
 	goBin := os.Getenv("GO")
 	if goBin == "" {
 		goBin = "go"
 	}
 	args := []string{"build", "-o", out}
-	if raceEnabled {
+	if race {
 		args = append(args, "-race")
 	}
 	cmd := exec.Command(goBin, append(args, pkg)...)
@@ -285,6 +310,9 @@ func start(t testing.TB, name, bin, listenMsg string, args ...string) *Process {
 	return p
 }
 
+// Pid is the process's id, for reading /proc/<pid>/status.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
 // Stop sends SIGTERM and waits for the process to exit within StopTimeout
 // (then kills it). It fails the test if the exit is not a clean 0, and
 // returns how long the exit took.
@@ -328,6 +356,13 @@ func StartSimulator(t testing.TB, args ...string) *Process {
 func StartAggregator(t testing.TB, args ...string) *Process {
 	t.Helper()
 	bin, _ := Binaries(t)
+	return StartAggregatorBinary(t, bin, args...)
+}
+
+// StartAggregatorBinary is StartAggregator with another build of the
+// aggregator, such as PlainAggregator's.
+func StartAggregatorBinary(t testing.TB, bin string, args ...string) *Process {
+	t.Helper()
 	return start(t, "aggregator", bin, "Listening on", withDefaults(args)...)
 }
 
