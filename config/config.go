@@ -8,12 +8,16 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/units"
+	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 )
@@ -39,6 +43,16 @@ type Source struct {
 	// self-metrics.
 	Name string `yaml:"name"`
 	URL  string `yaml:"url"`
+	// HTTPClientConfig is how the source is reached, with the fields of a
+	// Prometheus scrape config inline: tls_config, basic_auth,
+	// authorization, bearer_token(_file), oauth2, proxy_url and the other
+	// proxy settings, follow_redirects, enable_http2, http_headers. Its
+	// zero value follows no redirects; Parse and Single start from
+	// Prometheus's defaults (promconfig.DefaultHTTPClientConfig).
+	HTTPClientConfig promconfig.HTTPClientConfig `yaml:",inline"`
+	// RedirectHosts are the host:port pairs, besides the source URL's own
+	// scheme, host and port, that a redirect may lead to.
+	RedirectHosts []string `yaml:"redirect_hosts,omitempty"`
 	// Format is auto, matrix or ufm.
 	Format   string         `yaml:"format,omitempty"`
 	Interval model.Duration `yaml:"interval,omitempty"`
@@ -60,6 +74,16 @@ type Source struct {
 	MaxClockSkew model.Duration `yaml:"max_clock_skew,omitempty"`
 	// Labels are added to every series of the source, e.g. fabric: east.
 	Labels map[string]string `yaml:"labels,omitempty"`
+}
+
+// UnmarshalYAML starts a source from Prometheus's HTTP client defaults
+// (follow_redirects and enable_http2 on), which a bool field left out of the
+// file cannot say. It takes the older form of the interface because that
+// form decodes with the file's own decoder, which refuses unknown fields.
+func (s *Source) UnmarshalYAML(unmarshal func(any) error) error {
+	type plain Source
+	*s = Source{HTTPClientConfig: promconfig.DefaultHTTPClientConfig}
+	return unmarshal((*plain)(s))
 }
 
 // Bytes is a size such as 256MiB.
@@ -89,6 +113,11 @@ func Load(path string, defaults Source) (*Config, error) {
 	cfg, err := Parse(data, defaults)
 	if err != nil {
 		return nil, fmt.Errorf("config file %s: %w", path, err)
+	}
+	for i := range cfg.Sources {
+		// Relative certificate, key, password and token files are the
+		// file's neighbours, as in Prometheus.
+		cfg.Sources[i].HTTPClientConfig.SetDirectory(filepath.Dir(path))
 	}
 	return cfg, nil
 }
@@ -121,8 +150,10 @@ func Parse(data []byte, defaults Source) (*Config, error) {
 }
 
 // Single is the configuration of one source given by flags alone, checked
-// like a file's.
+// like a file's. No flag sets an HTTP client field: the source gets
+// Prometheus's defaults.
 func Single(s Source) (*Config, error) {
+	s.HTTPClientConfig = promconfig.DefaultHTTPClientConfig
 	s.fillDefaults(Source{})
 	if err := s.validate(); err != nil {
 		return nil, fmt.Errorf("source %q: %w", s.Name, err)
@@ -177,6 +208,19 @@ func (s *Source) validate() error {
 	u, err := url.Parse(s.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("url %q is not an http(s) URL", s.URL)
+	}
+	if u.User != nil {
+		// It would be logged with the URL.
+		return errors.New("url must not carry credentials: use basic_auth or authorization")
+	}
+	if err := s.HTTPClientConfig.Validate(); err != nil {
+		return err
+	}
+	for _, h := range s.RedirectHosts {
+		host, port, err := net.SplitHostPort(h)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("redirect_hosts: %q is not host:port", h)
+		}
 	}
 	switch s.Format {
 	case FormatAuto, FormatMatrix, FormatUFM:

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,13 @@ func TestParseRejects(t *testing.T) {
 		{"negative column limit", good + "  column_limit: -1\n", "must not be negative"},
 		{"negative label value length limit", good + "  label_value_length_limit: -1\n", "must not be negative"},
 		{"bad clock skew", good + "  max_clock_skew: -1s\n", "parsing YAML"},
+		{"unknown HTTP client field", good + "  tls_config: {ca_fil: ca.pem}\n", "ca_fil"},
+		{"unknown basic_auth field", good + "  basic_auth: {usrname: u}\n", "usrname"},
+		{"two kinds of credentials", good + "  basic_auth: {username: u, password: p}\n  bearer_token: t\n", "at most one of basic_auth"},
+		{"proxy header without a proxy", good + "  proxy_connect_header: {X: [y]}\n", "proxy_url"},
+		{"credentials in the url", strings.Replace(good, "http://", "http://u:p@", 1), "must not carry credentials"},
+		{"redirect host without a port", good + "  redirect_hosts: [mirror.example]\n", "not host:port"},
+		{"redirect host with a bad port", good + "  redirect_hosts: ['mirror.example:http']\n", "not host:port"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -105,6 +113,43 @@ func TestSourceLimits(t *testing.T) {
 	}
 }
 
+// TestParseHTTPClient: the HTTP client fields of a Prometheus scrape config
+// are read inline in a source, file names relative to the config file;
+// a source that gives none has Prometheus's defaults.
+func TestParseHTTPClient(t *testing.T) {
+	path := filepath.Join("testdata", "http_client.yml")
+	cfg, err := Load(path, defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	east, west := cfg.Sources[0].HTTPClientConfig, cfg.Sources[1].HTTPClientConfig
+	if east.TLSConfig.CAFile != filepath.Join("testdata", "ufm-ca.pem") || east.BasicAuth == nil ||
+		east.BasicAuth.Username != "telemetry" || east.BasicAuth.PasswordFile != filepath.Join("testdata", "ufm-east.password") {
+		t.Errorf("east's TLS and basic auth read as %+v, %+v", east.TLSConfig, east.BasicAuth)
+	}
+	if west.Authorization == nil || west.Authorization.Type != "Bearer" || west.ProxyURL.String() != "http://proxy.example:3128" ||
+		!west.FollowRedirects || !slices.Equal(cfg.Sources[1].RedirectHosts, []string{"ufm-west-mirror.example:9001"}) {
+		t.Errorf("west's authorization, proxy and redirects read as %+v, %q, %v, %v",
+			west.Authorization, west.ProxyURL.String(), west.FollowRedirects, cfg.Sources[1].RedirectHosts)
+	}
+
+	plain, err := Parse([]byte("sources:\n- name: a\n  url: http://127.0.0.1:9001/\n"), defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := plain.Sources[0].HTTPClientConfig; !c.FollowRedirects || !c.EnableHTTP2 {
+		t.Errorf("a source without HTTP client fields: follow_redirects %v, enable_http2 %v; want Prometheus's defaults (true)",
+			c.FollowRedirects, c.EnableHTTP2)
+	}
+	off, err := Parse([]byte("sources:\n- name: a\n  url: http://127.0.0.1:9001/\n  follow_redirects: false\n"), defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if off.Sources[0].HTTPClientConfig.FollowRedirects {
+		t.Error("follow_redirects: false read as true")
+	}
+}
+
 func TestLoadMissingFile(t *testing.T) {
 	if _, err := Load(filepath.Join(t.TempDir(), "absent.yml"), defaults); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("error %v, want file not found", err)
@@ -119,6 +164,11 @@ func FuzzParse(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(example)
+	httpClient, err := os.ReadFile(filepath.Join("testdata", "http_client.yml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(httpClient)
 	f.Add([]byte("sources:\n- name: a\n  url: http://h/\n  shards: 3\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data, defaults)
@@ -140,8 +190,8 @@ func TestSingle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := cfg.Sources[0]; got.Shards != 1 || got.URL != good.URL {
-		t.Errorf("Single = %+v, want shards defaulted to 1 and the URL kept", got)
+	if got := cfg.Sources[0]; got.Shards != 1 || got.URL != good.URL || !got.HTTPClientConfig.FollowRedirects || !got.HTTPClientConfig.EnableHTTP2 {
+		t.Errorf("Single = %+v, want shards defaulted to 1, the URL kept and Prometheus's HTTP client defaults", got)
 	}
 	bad := good
 	bad.URL = "ftp://example/"
