@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	promconfig "github.com/prometheus/common/config"
+	"github.com/prometheus/common/version"
 
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/exporter"
@@ -163,8 +165,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	for _, src := range a.sources {
 		p := src.poller
-		a.cfg.Logger.Info("Polling source", "source_name", src.cfg.Name, "url", p.Fetcher.URL, "format", src.cfg.Format,
-			"shards", p.Shards, "interval", p.Interval, "timeout", p.Timeout)
+		a.cfg.Logger.Info("Polling source", append([]any{"source_name", src.cfg.Name, "url", p.Fetcher.URL, "format", src.cfg.Format,
+			"shards", p.Shards, "interval", p.Interval, "timeout", p.Timeout, "max_bytes", p.Fetcher.MaxBytes},
+			clientLogAttrs(src.cfg.HTTPClientConfig, src.cfg.RedirectHosts)...)...)
 		wg.Go(func() { p.Run(ctx) })
 	}
 	wg.Wait()
@@ -196,20 +199,38 @@ func (a *Aggregator) startDemo(ctx context.Context) (url string, stop func(), er
 	}, nil
 }
 
-// newSourceClient returns the HTTP client for polling: its own transport so
-// connections to the source are kept alive between polls, and redirects
-// bounded.
-func newSourceClient(shards int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = max(4, shards)
-	t.ResponseHeaderTimeout = 0 // the poll's context bounds the whole exchange
-	return &http.Client{
-		Transport: t,
-		CheckRedirect: func(req *http.Request, via []*http.Request) error {
-			if len(via) >= 5 {
-				return fmt.Errorf("stopped after %d redirects", len(via))
-			}
-			return nil
-		},
+// newSourceClient returns a source's HTTP client, made by
+// prometheus/common/config from the source's settings as a Prometheus
+// scrape's is (TLS, credentials, proxy, HTTP/2). Its transport keeps
+// connections alive between polls (idle up to 5 minutes, up to 1,000 per
+// host: every shard keeps its own), sets no time limit of its own but the
+// TLS handshake's 10 s, so the poll's context bounds the whole exchange,
+// body included, and leaves gzip to the fetcher, which counts max_bytes
+// after inflating. Redirects, when followed, keep to ingest.RedirectPolicy.
+func newSourceClient(sc config.Source) (*http.Client, error) {
+	client, err := promconfig.NewClientFromConfig(sc.HTTPClientConfig, sc.Name,
+		promconfig.WithUserAgent(version.ComponentUserAgent("telemetry-aggregator")))
+	if err != nil {
+		return nil, fmt.Errorf("source %q: HTTP client: %w", sc.Name, err)
 	}
+	if sc.HTTPClientConfig.FollowRedirects {
+		client.CheckRedirect = ingest.RedirectPolicy(sc.RedirectHosts)
+	}
+	return client, nil
+}
+
+// clientLogAttrs describe a source's HTTP client for the start-up log
+// without any secret: the kind of credentials, never their value.
+func clientLogAttrs(c promconfig.HTTPClientConfig, redirectHosts []string) []any {
+	auth := "none"
+	switch {
+	case c.BasicAuth != nil:
+		auth = "basic_auth"
+	case c.OAuth2 != nil:
+		auth = "oauth2"
+	case c.Authorization != nil:
+		auth = "authorization " + c.Authorization.Type
+	}
+	return []any{"auth", auth, "tls_ca_file", c.TLSConfig.CAFile, "proxy_url", c.ProxyURL.Redacted(),
+		"follow_redirects", c.FollowRedirects, "redirect_hosts", redirectHosts}
 }

@@ -43,9 +43,13 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 	for _, name := range src.labelNames {
 		src.labelValues = append(src.labelValues, sc.Labels[name])
 	}
+	client, err := newSourceClient(sc)
+	if err != nil {
+		return nil, err
+	}
 	src.poller = &ingest.Poller{
 		Source:   sc.Name,
-		Fetcher:  &ingest.Fetcher{URL: sc.URL, MaxBytes: int64(sc.MaxBytes), Client: newSourceClient(sc.Shards)},
+		Fetcher:  &ingest.Fetcher{URL: sc.URL, MaxBytes: int64(sc.MaxBytes), Client: client},
 		Parser:   ingest.NewFormatParser(a.cfg.Schema, format),
 		Shards:   sc.Shards,
 		Interval: time.Duration(sc.Interval),
