@@ -36,13 +36,13 @@ func run(args []string) int {
 		cfg    aggregator.Config
 		source = config.Source{Name: "default"}
 	)
-	configFile := app.Flag("config.file", "YAML file listing the sources to poll (name, url, format, interval, timeout, max_bytes, shards, sample_limit, column_limit, label_value_length_limit, max_clock_skew, labels); settings a source leaves out come from the --source.* flags. Without it, the --source.* flags describe the one source, named \"default\". See docs/configuration.md.").String()
+	configFile := app.Flag("config.file", "YAML file listing the sources to poll (name, url, format, interval, timeout, max_bytes, shards, sample_limit, column_limit, label_value_length_limit, max_clock_skew, labels, and a Prometheus scrape config's HTTP client settings: tls_config, basic_auth, authorization, proxy_url, follow_redirects, redirect_hosts...); settings a source leaves out come from the --source.* flags. Without it, the --source.* flags describe the one source, named \"default\". See docs/configuration.md.").String()
 	app.Flag("source.url", "URL of the telemetry source's CSV.").Default("http://127.0.0.1:9001/counters").StringVar(&source.URL)
 	app.Flag("source.format", "CSV layout of the source: matrix (switch_id[,port],timestamp,...), ufm (UFM Telemetry) or auto (told from the header).").Default("auto").EnumVar(&source.Format, config.FormatAuto, config.FormatMatrix, config.FormatUFM)
 	app.Flag("source.shards", "Poll the source as this many UFM shards in parallel (?num_shards=N&shard=i) and merge them.").Default("1").IntVar(&source.Shards)
 	interval := app.Flag("source.interval", "How often to poll the source.").Default("10s").Duration()
 	timeout := app.Flag("source.timeout", "Time limit of one poll, body included.").Default("5s").Duration()
-	maxBytes := app.Flag("source.max-bytes", "Largest source body accepted, counted after decompression.").Default("256MiB").Bytes()
+	maxBytes := app.Flag("source.max-bytes", "Largest source body accepted, counted after decompression; per body, so each shard's has its own. A larger body costs at most this much memory before it is rejected.").Default("256MiB").Bytes()
 	app.Flag("source.sample-limit", "Most values one poll may hold (rows × metric columns, empty cells included); a poll over it is rejected with reason limit. 0: no limit.").
 		Default(strconv.Itoa(ingest.DefaultSampleLimit)).IntVar(&source.SampleLimit)
 	app.Flag("source.column-limit", "Most columns the header of a body may have; a poll over it is rejected with reason limit. 0: no limit.").
