@@ -71,11 +71,10 @@ func (f *Fetcher) Fetch(ctx context.Context) ([]byte, error) {
 	}
 	body, sizeHint, err := f.decoded(resp)
 	if err != nil {
-		return nil, err
+		return nil, bodyError(ctx, err, 0)
 	}
 	data, n, err := f.read(body, sizeHint)
-	switch {
-	case errors.Is(err, errTooLarge):
+	if errors.Is(err, errTooLarge) {
 		// The pieces read so far (up to MaxBytes) are garbage now. Left to
 		// the runtime, they would stay resident for minutes: the heap only
 		// returns idle memory slowly. A too_large body is rare, so forcing
@@ -84,14 +83,27 @@ func (f *Fetcher) Fetch(ctx context.Context) ([]byte, error) {
 		// memory between polls.
 		debug.FreeOSMemory()
 		return nil, errorf(ReasonTooLarge, "body over %d bytes", f.MaxBytes)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return nil, errorf(ReasonTruncated, "body cut short after %d bytes: %w", n, err)
-	case isCorruptGzip(err):
-		return nil, errorf(ReasonParse, "body is not valid gzip: %w", err)
-	case err != nil:
-		return nil, &Error{Reason: transportReason(ctx, err), Err: fmt.Errorf("reading body: %w", err)}
+	}
+	if err != nil {
+		return nil, bodyError(ctx, err, n)
 	}
 	return data, nil
+}
+
+// bodyError gives an error met while reading a body after n bytes its
+// reason.
+func bodyError(ctx context.Context, err error, n int64) error {
+	var corrupt flate.CorruptInputError
+	var rejected *Error
+	switch {
+	case errors.As(err, &rejected):
+		return err
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errorf(ReasonTruncated, "body cut short after %d bytes: %w", n, err)
+	case errors.Is(err, gzip.ErrHeader), errors.Is(err, gzip.ErrChecksum), errors.As(err, &corrupt):
+		return errorf(ReasonParse, "body is not valid gzip: %w", err)
+	}
+	return &Error{Reason: transportReason(ctx, err), Err: fmt.Errorf("reading body: %w", err)}
 }
 
 // decoded returns the body to read, inflated if the source gzipped it, and
@@ -118,15 +130,10 @@ func (f *Fetcher) decoded(resp *http.Response) (io.Reader, int64, error) {
 		} else {
 			err = f.gzip.Reset(f.input)
 		}
-		switch {
-		case errors.Is(err, io.EOF):
+		if errors.Is(err, io.EOF) {
 			return strings.NewReader(""), 0, nil // an empty body: the parser says so
-		case errors.Is(err, io.ErrUnexpectedEOF):
-			return nil, 0, errorf(ReasonTruncated, "gzip header cut short: %w", err)
-		case err != nil:
-			return nil, 0, errorf(ReasonParse, "body is not valid gzip: %w", err)
 		}
-		return f.gzip, -1, nil
+		return f.gzip, -1, err
 	default:
 		return nil, 0, errorf(ReasonParse, "Content-Encoding %q not supported (only gzip)", enc)
 	}
@@ -199,11 +206,6 @@ func (f *Fetcher) keep(full [][]byte, last []byte, total int64) []byte {
 	}
 	f.buf = append(joined, last...)
 	return f.buf
-}
-
-func isCorruptGzip(err error) bool {
-	var corrupt flate.CorruptInputError
-	return errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.As(err, &corrupt)
 }
 
 func transportReason(ctx context.Context, err error) Reason {

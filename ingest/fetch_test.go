@@ -72,6 +72,10 @@ func TestFetchHostileSources(t *testing.T) {
 		corrupt[len(corrupt)-5] ^= 0xff // the length in the trailer
 		w.Write(corrupt)
 	})
+	mux.HandleFunc("/gzip-not", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Encoding", "gzip")
+		io.WriteString(w, "switch_id,Rx_Bytes\nSW-01,7\n")
+	})
 	mux.HandleFunc("/brotli", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Encoding", "br")
 		io.WriteString(w, "switch_id,Rx_Bytes\nSW-01,7\n")
@@ -103,6 +107,7 @@ func TestFetchHostileSources(t *testing.T) {
 		{"gzip within the limit", plain.URL + "/gzip-ok", ""},
 		{"gzip cut short", plain.URL + "/gzip-cut", ReasonTruncated},
 		{"gzip with a wrong trailer", plain.URL + "/gzip-corrupt", ReasonParse},
+		{"not gzip, said to be", plain.URL + "/gzip-not", ReasonParse},
 		{"unsupported Content-Encoding", plain.URL + "/brotli", ReasonParse},
 		{"redirect loop", plain.URL + "/loop", ReasonConnection},
 		{"untrusted TLS certificate", tlsSrv.URL + "/gzip-ok", ReasonConnection},
