@@ -64,6 +64,10 @@ func (v Value) Float64() float64 {
 // Uint64 returns the exact value of a Uint (ok false for other kinds).
 func (v Value) Uint64() (u uint64, ok bool) { return v.bits, v.kind == Uint }
 
+// Int64 returns the exact value of an Int, which is always negative (ok
+// false for other kinds: a non-negative integer is a Uint).
+func (v Value) Int64() (i int64, ok bool) { return int64(v.bits), v.kind == Int }
+
 // AppendJSON appends the value as a JSON number, exact for integers; values
 // JSON cannot hold (absent, NaN, ±Inf) become null.
 func (v Value) AppendJSON(b []byte) []byte {

@@ -115,3 +115,18 @@ func TestAppendJSONFloatMatchesEncodingJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestInt64Exact checks that Int64 gives negative integers back to the
+// last bit, which Float64 cannot below -2^53, and refuses other kinds.
+func TestInt64Exact(t *testing.T) {
+	for _, i := range []int64{-1, -(1<<53 + 1), math.MinInt64} {
+		if got, ok := IntValue(i).Int64(); !ok || got != i {
+			t.Errorf("IntValue(%d).Int64() = %d, %v", i, got, ok)
+		}
+	}
+	for _, v := range []Value{{}, UintValue(7), IntValue(7), FloatValue(-1)} {
+		if _, ok := v.Int64(); ok {
+			t.Errorf("%v.Int64() ok for kind %v", v, v.Kind())
+		}
+	}
+}
