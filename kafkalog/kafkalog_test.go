@@ -1,0 +1,66 @@
+package kafkalog
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fabrictelemetry/aggregator/polllog"
+)
+
+// TestPartitionMatchesFranzGo checks that polllog places keys where
+// franz-go's (and Kafka's) default key partitioner does.
+func TestPartitionMatchesFranzGo(t *testing.T) {
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("t")
+	for _, n := range []int{1, 3, 16, 100} {
+		for i := range 2000 {
+			key := polllog.Key("ufm", fmt.Sprintf("switch-%d", i))
+			if got, want := polllog.Partition(key, n), part.Partition(&kgo.Record{Key: key}, n); int(got) != want {
+				t.Fatalf("key %q of %d partitions: polllog %d, franz-go %d", key, n, got, want)
+			}
+		}
+	}
+}
+
+// TestPublishFollow publishes polls and checks that a follower rebuilds
+// exactly the same snapshots, cell by cell, in order, and that a poll the
+// caller rejects (and so never publishes) writes nothing.
+func TestPublishFollow(t *testing.T) {
+	c := newCluster(t)
+	cfg := publisherConfig(t, c, "polls", "sim")
+	p, _ := startPublisher(t, cfg)
+	var got polls
+	f, _ := startFollower(t, followerConfig(t, c.ListenAddrs(), "polls", &got))
+	waitFor(t, "the publisher to become active", p.Active)
+	const n = 6
+	var want []int
+	for i := range n {
+		if i == 3 {
+			continue // rejected by the parser: never published
+		}
+		p.Publish(testSnapshot(t, i))
+		want = append(want, i)
+	}
+	waitFor(t, "every poll", func() bool { return got.len() >= len(want) })
+	waitFor(t, "the follower to be ready", f.Ready)
+	all := got.all()
+	if len(all) != len(want) {
+		t.Fatalf("%d polls, want %d", len(all), len(want))
+	}
+	for k, poll := range all {
+		assertSameSnapshot(t, poll.Snapshot, testSnapshot(t, want[k]))
+		if poll.Source != "sim" || poll.Partitions != 4 || len(poll.Offsets) != 4 || (k > 0 && poll.Seq <= all[k-1].Seq) {
+			t.Errorf("poll %d: %+v", k, poll)
+		}
+	}
+	if w := counter(t, cfg.Registerer, "fabric_polllog_polls_written_total", "source", "sim"); w != float64(len(want)) {
+		t.Errorf("polls written %v, want %d", w, len(want))
+	}
+	if r := counter(t, f.cfg.Registerer, "fabric_polllog_polls_read_total", "source", "log"); r != float64(len(want)) {
+		t.Errorf("polls read %v, want %d", r, len(want))
+	}
+	if lag := f.Lag(); len(lag) != 4 {
+		t.Errorf("lag %v", lag)
+	}
+}
