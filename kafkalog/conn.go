@@ -121,10 +121,13 @@ func ensureTopic(ctx context.Context, adm *kadm.Client, spec topicSpec, replicat
 		replication = min(3, len(brokers))
 	}
 	_, err := adm.CreateTopic(ctx, spec.partitions, int16(replication), spec.configs, spec.name)
-	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
-		return 0, fmt.Errorf("creating topic %s: %w", spec.name, err)
+	switch {
+	case err == nil:
+		return int(spec.partitions), nil
+	case errors.Is(err, kerr.TopicAlreadyExists): // created by another publisher meanwhile
+		return partitionCount(ctx, adm, spec.name)
 	}
-	return partitionCount(ctx, adm, spec.name)
+	return 0, fmt.Errorf("creating topic %s: %w", spec.name, err)
 }
 
 // partitionCount returns how many partitions a topic has; a missing topic

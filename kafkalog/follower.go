@@ -44,7 +44,11 @@ type FollowerConfig struct {
 	// Assembler tunes the assembler's caps; Table, Partitions and Now
 	// are taken from the fields above.
 	Assembler polllog.AssemblerConfig
+
+	setupTimeout time.Duration // bounds one attempt to find the topic and offsets
 }
+
+const defaultSetupTimeout = 10 * time.Second
 
 // Follower reads every partition of the poll log, read-committed, and
 // hands the complete polls to OnPoll.
@@ -145,7 +149,10 @@ func (f *Follower) follow(ctx context.Context, b *backoff) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	if err := f.start(ctx, adm); err != nil {
+	setupCtx, cancel := context.WithTimeout(ctx, cmpOr(f.cfg.setupTimeout, defaultSetupTimeout))
+	err = f.start(setupCtx, adm)
+	cancel()
+	if err != nil {
 		return err
 	}
 	b.reset()
@@ -172,7 +179,19 @@ func (f *Follower) start(ctx context.Context, adm *kadm.Client) error {
 	known := f.target != nil
 	f.mu.Unlock()
 	if known {
-		return f.addPartitions(ctx, adm, n)
+		f.newPartitions(n)
+		return nil
+	}
+	// The stable ends first: they are the offsets to reach to be ready,
+	// and where to start a partition that has nothing after the replay
+	// window's start. Listed after, they could pass a transaction that
+	// committed in between.
+	ends, err := adm.ListCommittedOffsets(ctx, f.cfg.Topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("listing stable offsets: %w", err)
 	}
 	from := f.started.Add(-f.cfg.Replay)
 	starts, err := adm.ListOffsetsAfterMilli(ctx, from.UnixMilli(), f.cfg.Topic)
@@ -181,13 +200,6 @@ func (f *Follower) start(ctx context.Context, adm *kadm.Client) error {
 	}
 	if err != nil {
 		return fmt.Errorf("listing offsets after %v: %w", from, err)
-	}
-	ends, err := adm.ListCommittedOffsets(ctx, f.cfg.Topic)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return fmt.Errorf("listing stable offsets: %w", err)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -201,7 +213,7 @@ func (f *Follower) start(ctx context.Context, adm *kadm.Client) error {
 		f.parts = append(f.parts, p)
 		f.pos[p] = s.Offset
 		if s.Offset < 0 {
-			f.pos[p] = e.Offset // nothing after the time
+			f.pos[p] = e.Offset // nothing after the window's start
 		}
 		f.target[p] = e.Offset
 	}
@@ -212,24 +224,30 @@ func (f *Follower) owns(p int32) bool {
 	return f.cfg.Partitions == nil || slices.Contains(f.cfg.Partitions, p)
 }
 
-// addPartitions adds partitions the topic gained (read from their start).
-func (f *Follower) addPartitions(_ context.Context, _ *kadm.Client, n int) error {
+// newPartitions adds the partitions the topic gained to those read, from
+// their start, and returns them.
+func (f *Follower) newPartitions(n int) []int32 {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	var added []int32
 	for p := range int32(n) {
 		if f.owns(p) && !slices.Contains(f.parts, p) {
 			f.parts = append(f.parts, p)
 			f.pos[p] = 0
-			f.logger.Info("Reading a new partition of the poll log", "partition", p)
+			added = append(added, p)
 		}
 	}
-	return nil
+	if len(added) > 0 {
+		f.logger.Info("Reading new partitions of the poll log", "partitions", added)
+	}
+	return added
 }
 
 // read polls fetches until ctx is canceled, feeding the assembler.
 func (f *Follower) read(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error {
 	recheck := time.Now()
 	var lastErr time.Time
+	queued := map[int32][]*kgo.Record{}
 	for {
 		pollCtx, cancel := context.WithTimeout(ctx, time.Second)
 		fetches := cl.PollFetches(pollCtx)
@@ -246,8 +264,16 @@ func (f *Follower) read(ctx context.Context, cl *kgo.Client, adm *kadm.Client) e
 				lastErr = time.Now()
 			}
 		}
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) { f.partition(fp) })
-		f.pace(cl)
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			queued[fp.Partition] = append(queued[fp.Partition], fp.Records...)
+			if fp.LastStableOffset >= 0 {
+				f.mu.Lock()
+				f.stable[fp.Partition] = max(f.stable[fp.Partition], fp.LastStableOffset)
+				f.mu.Unlock()
+			}
+		})
+		f.drain(queued)
+		f.pace(cl, queued)
 		for _, r := range f.asm.Expire() {
 			f.rejected(r)
 		}
@@ -261,40 +287,68 @@ func (f *Follower) read(ctx context.Context, cl *kgo.Client, adm *kadm.Client) e
 	}
 }
 
-// partition feeds one partition's fetched records to the assembler.
-func (f *Follower) partition(fp kgo.FetchTopicPartition) {
-	p := fp.Partition
-	var records, bytes int
-	for _, r := range fp.Records {
-		f.mu.Lock()
-		f.pos[p] = r.Offset + 1
-		f.mu.Unlock()
-		if r.Attrs.IsControl() {
-			continue
-		}
-		records++
-		bytes += len(r.Value)
-		polls, rejected := f.asm.Add(p, r.Offset, r.Value)
-		for _, rej := range rejected {
-			f.rejected(rej)
-		}
-		for _, poll := range polls {
-			f.mu.Lock()
-			if poll.PublishTime.After(f.lastPublish) {
-				f.lastPublish = poll.PublishTime
+// drain feeds the queued records to the assembler, partition by partition,
+// holding back a partition while it is ahead: the fetches of different
+// partitions come at different speeds (in a replay, one may bring a
+// hundred polls' markers before another brings one), and a poll is only
+// complete once the slowest partition has brought its part.
+func (f *Follower) drain(queued map[int32][]*kgo.Record) {
+	for progress := true; progress; {
+		progress = false
+		for p, recs := range queued {
+			n := 0
+			for n < len(recs) && !f.asm.IsAhead(p) {
+				f.feed(p, recs[n])
+				n++
 			}
-			f.mu.Unlock()
-			f.metrics.polls.WithLabelValues(f.cfg.Name).Inc()
-			f.cfg.OnPoll(poll)
+			if n > 0 {
+				progress = true
+				queued[p] = recs[n:]
+			}
+			if len(queued[p]) == 0 {
+				delete(queued, p)
+			}
 		}
 	}
-	if fp.LastStableOffset >= 0 {
-		f.mu.Lock()
-		f.stable[p] = max(f.stable[p], fp.LastStableOffset)
-		f.mu.Unlock()
+	// Every partition read holds records and each is ahead: no fetch can
+	// help, so let one go on (the assembler's caps bound what it holds).
+	f.mu.Lock()
+	stuck := len(queued) > 0 && len(queued) >= len(f.parts)
+	f.mu.Unlock()
+	if stuck {
+		for p, recs := range queued {
+			for _, r := range recs {
+				f.feed(p, r)
+			}
+			delete(queued, p)
+			break
+		}
 	}
-	f.metrics.records.WithLabelValues(f.cfg.Name).Add(float64(records))
-	f.metrics.bytes.WithLabelValues(f.cfg.Name).Add(float64(bytes))
+}
+
+// feed hands one record to the assembler and OnPoll what it completes.
+func (f *Follower) feed(p int32, r *kgo.Record) {
+	f.mu.Lock()
+	f.pos[p] = r.Offset + 1
+	f.mu.Unlock()
+	if r.Attrs.IsControl() {
+		return
+	}
+	f.metrics.records.WithLabelValues(f.cfg.Name).Inc()
+	f.metrics.bytes.WithLabelValues(f.cfg.Name).Add(float64(len(r.Value)))
+	polls, rejected := f.asm.Add(p, r.Offset, r.Value)
+	for _, rej := range rejected {
+		f.rejected(rej)
+	}
+	for _, poll := range polls {
+		f.mu.Lock()
+		if poll.PublishTime.After(f.lastPublish) {
+			f.lastPublish = poll.PublishTime
+		}
+		f.mu.Unlock()
+		f.metrics.polls.WithLabelValues(f.cfg.Name).Inc()
+		f.cfg.OnPoll(poll)
+	}
 }
 
 func (f *Follower) rejected(r polllog.Rejection) {
@@ -306,29 +360,25 @@ func (f *Follower) rejected(r polllog.Rejection) {
 	f.logger.Log(context.Background(), level, "Poll log record or poll rejected; the last good poll stays", "reason", r.Reason, "err", r.Error())
 }
 
-// pace pauses the partitions that have run ahead of the others by more
-// than the assembler holds, and resumes them once the others caught up.
-// It never pauses every partition.
-func (f *Follower) pace(cl *kgo.Client) {
-	ahead := f.asm.Ahead()
+// pace stops fetching the partitions whose records wait in the queue, so
+// that what the follower holds stays one fetch per partition, and fetches
+// them again once their queue is drained.
+func (f *Follower) pace(cl *kgo.Client, queued map[int32][]*kgo.Record) {
 	f.mu.Lock()
-	if len(ahead) >= len(f.parts) {
-		ahead = nil
-	}
-	was := f.paused
-	f.paused = ahead
-	f.mu.Unlock()
-	var pause, resume []int32
-	for _, p := range ahead {
-		if !slices.Contains(was, p) {
+	var pause, resume, now []int32
+	for p := range queued {
+		now = append(now, p)
+		if !slices.Contains(f.paused, p) {
 			pause = append(pause, p)
 		}
 	}
-	for _, p := range was {
-		if !slices.Contains(ahead, p) {
+	for _, p := range f.paused {
+		if _, ok := queued[p]; !ok {
 			resume = append(resume, p)
 		}
 	}
+	f.paused = now
+	f.mu.Unlock()
 	if len(pause) > 0 {
 		cl.PauseFetchPartitions(map[string][]int32{f.cfg.Topic: pause})
 	}
@@ -370,16 +420,7 @@ func (f *Follower) update() {
 
 // grow starts reading partitions the topic gained while it was read.
 func (f *Follower) grow(cl *kgo.Client, n int) {
-	f.mu.Lock()
-	var added []int32
-	for p := range int32(n) {
-		if f.owns(p) && !slices.Contains(f.parts, p) {
-			f.parts = append(f.parts, p)
-			f.pos[p] = 0
-			added = append(added, p)
-		}
-	}
-	f.mu.Unlock()
+	added := f.newPartitions(n)
 	if len(added) == 0 {
 		return
 	}
@@ -388,5 +429,4 @@ func (f *Follower) grow(cl *kgo.Client, n int) {
 		offsets[p] = kgo.NewOffset().AtStart()
 	}
 	cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{f.cfg.Topic: offsets})
-	f.logger.Info("Reading new partitions of the poll log", "partitions", added)
 }

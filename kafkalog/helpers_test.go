@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -290,13 +289,4 @@ func readAll(t *testing.T, brokers []string, topic string, partitions int, isola
 		out = append(out, f.Records()...)
 	}
 	return out
-}
-
-func keysOf(recs []*kgo.Record) string {
-	var b strings.Builder
-	for _, r := range recs {
-		b.Write(r.Key)
-		b.WriteByte(' ')
-	}
-	return b.String()
 }

@@ -54,13 +54,42 @@ func TestPublishFollow(t *testing.T) {
 			t.Errorf("poll %d: %+v", k, poll)
 		}
 	}
-	if w := counter(t, cfg.Registerer, "fabric_polllog_polls_written_total", "source", "sim"); w != float64(len(want)) {
-		t.Errorf("polls written %v, want %d", w, len(want))
-	}
+	waitFor(t, "the written polls to be counted", func() bool {
+		return counter(t, cfg.Registerer, "fabric_polllog_polls_written_total", "source", "sim") == float64(len(want))
+	})
 	if r := counter(t, f.cfg.Registerer, "fabric_polllog_polls_read_total", "source", "log"); r != float64(len(want)) {
 		t.Errorf("polls read %v, want %d", r, len(want))
 	}
 	if lag := f.Lag(); len(lag) != 4 {
 		t.Errorf("lag %v", lag)
+	}
+}
+
+// TestReplayPacesPartitions replays many polls with an assembler that may
+// hold only a few incomplete ones: a fetch brings many polls' records of
+// one partition before another partition's, and the follower must hold
+// the partitions that run ahead rather than drop polls.
+func TestReplayPacesPartitions(t *testing.T) {
+	c := newCluster(t)
+	cfg := publisherConfig(t, c, "polls", "sim")
+	p, _ := startPublisher(t, cfg)
+	waitFor(t, "the publisher to become active", p.Active)
+	const n = 60
+	for i := range n {
+		p.Publish(testSnapshot(t, i))
+	}
+	waitFor(t, "every poll written", func() bool {
+		return counter(t, cfg.Registerer, "fabric_polllog_polls_written_total", "source", "sim") == n
+	})
+	var got polls
+	fcfg := followerConfig(t, c.ListenAddrs(), "polls", &got)
+	fcfg.Assembler = polllog.AssemblerConfig{MaxPendingPolls: 3}
+	f, _ := startFollower(t, fcfg)
+	waitFor(t, "the follower to be ready", f.Ready)
+	if got.len() != n {
+		t.Fatalf("replayed %d polls, want %d", got.len(), n)
+	}
+	for i, poll := range got.all() {
+		assertSameSnapshot(t, poll.Snapshot, testSnapshot(t, i))
 	}
 }

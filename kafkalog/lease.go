@@ -137,11 +137,5 @@ func (l *lease) begin(parent context.Context) (ctx context.Context, end func(), 
 	}, true
 }
 
-func (l *lease) holds() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.held
-}
-
 // close leaves the group, so that a standby takes over at once.
 func (l *lease) close() { l.cl.Close() }

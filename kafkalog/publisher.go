@@ -56,6 +56,9 @@ type PublisherConfig struct {
 	WriteTimeout time.Duration
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer
+	// Now stamps polls with their publish time (and their records with
+	// their Kafka timestamp); nil means time.Now.
+	Now func() time.Time
 }
 
 func (c *PublisherConfig) setDefaults() error {
@@ -76,6 +79,9 @@ func (c *PublisherConfig) setDefaults() error {
 	c.WriteTimeout = cmpOr(c.WriteTimeout, DefaultWriteTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	return nil
 }
@@ -291,13 +297,14 @@ func (p *Publisher) runLease(ctx context.Context, enc *polllog.Encoder) error {
 			continue
 		}
 		err := p.term(termCtx, enc)
+		released := termCtx.Err() != nil
 		end()
 		switch {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, errFenced):
 			return err
-		case err != nil && termCtx.Err() == nil:
+		case err != nil && !released:
 			p.logger.Warn("Poll log writer failed; starting a new one", "err", err)
 			if !sleep(ctx, b.next()) {
 				return nil
@@ -313,12 +320,13 @@ func (p *Publisher) runLease(ctx context.Context, enc *polllog.Encoder) error {
 // checkpoint read back, then the queued polls written one transaction
 // each, until ctx is canceled (the lease is released) or a write fails.
 func (p *Publisher) term(ctx context.Context, enc *polllog.Encoder) error {
-	cl, err := kgo.NewClient(p.producerOpts()...)
+	kcl, err := kgo.NewClient(p.producerOpts()...)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	if err := p.fence(ctx, cl); err != nil {
+	cl := &producer{Client: kcl, close: sync.OnceFunc(kcl.Close)}
+	defer cl.close()
+	if err := p.fence(ctx, cl.Client); err != nil {
 		return err
 	}
 	p.setActive(true)
@@ -391,7 +399,6 @@ func (p *Publisher) producerOpts() []kgo.Opt {
 	return append(p.cfg.opts(p.logger),
 		kgo.TransactionalID(TransactionalID(p.cfg.Topic, p.cfg.Source)),
 		kgo.TransactionTimeout(2*p.cfg.WriteTimeout),
-		kgo.RecordDeliveryTimeout(p.cfg.WriteTimeout),
 		kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchCompression(kgo.ZstdCompression()),
 		kgo.ProducerBatchMaxBytes(int32(max(1_000_012, p.cfg.MaxRecordBytes+64<<10))),
@@ -450,12 +457,37 @@ func (p *Publisher) nextSeq(now time.Time) uint64 {
 	return max(uint64(max(now.UnixMicro(), 0)), p.lastSeq+1)
 }
 
+// producer is a term's transactional client, closed once.
+type producer struct {
+	*kgo.Client
+	close func()
+}
+
+// errAbandoned is a write that took longer than WriteTimeout, or was still
+// going when the lease was released: its producer is closed, which fails
+// whatever it still waits for, and the next one's initialization aborts
+// the transaction on the brokers.
+var errAbandoned = errors.New("transaction abandoned with its producer")
+
 // write writes one poll in one transaction: its data records, its end
 // markers and the source's checkpoint in the lease topic. Any failure
-// aborts the transaction.
-func (p *Publisher) write(ctx context.Context, cl *kgo.Client, enc *polllog.Encoder, j *job) error {
+// aborts the transaction. A write that does not end within WriteTimeout
+// closes the producer: franz-go never gives up on records a broker may
+// have received, and a transactional producer cannot be told to.
+func (p *Publisher) write(ctx context.Context, cl *producer, enc *polllog.Encoder, j *job) error {
+	attemptCtx, cancel := context.WithTimeout(ctx, p.cfg.WriteTimeout)
+	defer cancel()
+	watchdog := context.AfterFunc(attemptCtx, cl.close)
+	err := p.writeTxn(attemptCtx, cl.Client, enc, j)
+	if !watchdog() {
+		return fmt.Errorf("%w: %w", errAbandoned, context.Cause(attemptCtx))
+	}
+	return err
+}
+
+func (p *Publisher) writeTxn(ctx context.Context, cl *kgo.Client, enc *polllog.Encoder, j *job) error {
 	if j.recs == nil {
-		now := time.Now()
+		now := p.cfg.Now()
 		j.id = polllog.PollID{Source: p.cfg.Source, Seq: p.nextSeq(now), PublishTime: now}
 		recs, err := enc.Encode(j.id, j.snap)
 		if err != nil {

@@ -508,6 +508,21 @@ func (a *Assembler) Ahead() []int32 {
 	return ahead
 }
 
+// IsAhead reports whether partition is one of Ahead's.
+func (a *Assembler) IsAhead(partition int32) bool {
+	for _, src := range a.sources {
+		n := 0
+		for _, p := range src.pending {
+			if _, ok := p.markers[partition]; ok {
+				if n++; n >= a.cfg.MaxAhead {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
 // Rejected returns how many records or polls were rejected, by reason.
 func (a *Assembler) Rejected() map[Reason]uint64 { return maps.Clone(a.counts) }
 
