@@ -210,10 +210,16 @@ func (f *Follower) start(ctx context.Context, adm *kadm.Client) error {
 		}
 		s, _ := starts.Lookup(f.cfg.Topic, p)
 		e, _ := ends.Lookup(f.cfg.Topic, p)
+		// Start at the first record of the window, or at the stable end
+		// listed first when that is earlier: the records after it were
+		// written while the follower started (a transaction still open
+		// when its offsets were listed), and a later start would cut them.
+		// A partition with nothing in the window (no timestamp found)
+		// starts at that stable end too.
 		f.parts = append(f.parts, p)
-		f.pos[p] = s.Offset
-		if s.Offset < 0 {
-			f.pos[p] = e.Offset // nothing after the window's start
+		f.pos[p] = e.Offset
+		if s.Timestamp >= 0 && s.Offset >= 0 {
+			f.pos[p] = min(s.Offset, e.Offset)
 		}
 		f.target[p] = e.Offset
 	}
