@@ -1,9 +1,11 @@
 package kafkalog
 
 import (
+	"context"
 	"fmt"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fabrictelemetry/aggregator/polllog"
@@ -91,5 +93,29 @@ func TestReplayPacesPartitions(t *testing.T) {
 	}
 	for i, poll := range got.all() {
 		assertSameSnapshot(t, poll.Snapshot, testSnapshot(t, i))
+	}
+}
+
+// TestExistingTopicKeepsItsPartitions publishes to a topic that exists
+// with another partition count than configured: the topic's own is used.
+func TestExistingTopicKeepsItsPartitions(t *testing.T) {
+	c := newCluster(t)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	if _, err := kadm.NewClient(cl).CreateTopic(context.Background(), 3, 1, nil, "polls"); err != nil {
+		t.Fatal(err)
+	}
+	cfg := publisherConfig(t, c, "polls", "sim") // asks for 4
+	p, _ := startPublisher(t, cfg)
+	var got polls
+	startFollower(t, followerConfig(t, c.ListenAddrs(), "polls", &got))
+	waitFor(t, "the publisher to become active", p.Active)
+	p.Publish(testSnapshot(t, 0))
+	waitFor(t, "the poll", func() bool { return got.len() >= 1 })
+	if poll := got.all()[0]; poll.Partitions != 3 || len(poll.Offsets) != 3 {
+		t.Errorf("poll written to %d partitions (%d read), want the topic's 3", poll.Partitions, len(poll.Offsets))
 	}
 }
