@@ -2,6 +2,7 @@ package history
 
 import (
 	"encoding/binary"
+	"log/slog"
 	"math"
 	"slices"
 	"sort"
@@ -26,14 +27,23 @@ const DefaultRetention = time.Hour
 // per call (see compress), and when a run is done publishes blocks that read
 // it instead: the same samples in about a quarter of the memory on the
 // simulator's data (see codec.go), while readers still load one pointer.
+//
+// The history always ends with the snapshot it was last given, as REST
+// serves it: a snapshot older than the newest block rewinds the history to
+// it (see Append), and a series budget bounds what a source whose rows keep
+// changing can cost (see WithMaxSeries). What either drops is counted by
+// reason (Dropped) and logged.
 type History struct {
 	retention int64 // milliseconds
+	maxSeries int   // 0: no budget
 	view      atomic.Pointer[View]
-	ignored   atomic.Uint64
 	// last is the newest appended snapshot, kept by the writer only, so
 	// that a snapshot sharing its rows is recognised without a comparison.
 	last     *snapshot.Snapshot
-	lastRows []int32 // last's row map into its layout
+	lastLay  *layout // the layout last was appended with
+	lastRows []int32 // last's row map into lastLay
+
+	drops drops
 
 	// Compression, the writer's own state: blocks before cutFrom are
 	// encoded or stay plain for good; pending is the run being encoded.
@@ -117,7 +127,30 @@ func New(retention time.Duration) *History {
 		retention = DefaultRetention
 	}
 	h := &History{retention: retention.Milliseconds(), comp: DefaultCompression}
+	h.drops.init()
 	h.view.Store(&View{})
+	return h
+}
+
+// WithMaxSeries sets the history's series budget, and returns h: at most n
+// series (0: no limit) held at once, counted per layout (a snapshot's rows
+// times its columns; the snapshots that share a layout, as a steady
+// fabric's do, share its series). When an Append would go over it, the
+// oldest snapshots are dropped first, a layout at a time, since a layout's
+// series are held until its last snapshot goes (whole encoded runs go
+// with it); a snapshot that alone has more than n series is not appended.
+// Both are counted as SeriesBudget. It must be called before the first
+// Append, by the goroutine that will append.
+func (h *History) WithMaxSeries(n int) *History {
+	h.maxSeries = max(n, 0)
+	return h
+}
+
+// WithLogger sets where the history logs what it drops (nothing without
+// one), and returns h. It must be called before the first Append, by the
+// goroutine that will append.
+func (h *History) WithLogger(l *slog.Logger) *History {
+	h.drops.logger = l
 	return h
 }
 
@@ -129,31 +162,111 @@ func (h *History) WithCompression(c Compression) *History {
 }
 
 // Append adds a snapshot, stamped with its source time, and drops the
-// blocks older than the retention before it. A snapshot with the time of the
-// newest block replaces it (a source that did not move on); an older one is
-// ignored, since a series' samples must be in time order. Append must only
-// be called by one goroutine.
+// blocks older than the retention before it. Append must only be called by
+// one goroutine.
+//
+// The history always ends with s afterwards, unless s alone is over the
+// series budget: a snapshot with the time of the newest block replaces it
+// (a source that did not move on), and an older one rewinds the history: the
+// blocks after its time are dropped (counted as Rewound) before it is
+// appended, since a series' samples must be in time order and the history
+// must follow what the source now says. Then the series budget may drop the
+// oldest blocks (see WithMaxSeries).
 func (h *History) Append(s *snapshot.Snapshot) {
+	defer h.drops.flush()
 	old := h.view.Load()
 	t := s.Time().UnixMilli()
 	keep := old.blocks
-	if n := len(keep); n > 0 {
-		switch last := keep[n-1]; {
-		case t < last.t:
-			h.ignored.Add(1)
-			return
-		case t == last.t:
-			keep = keep[:n-1]
-		}
+	from := sort.Search(len(keep), func(i int) bool { return keep[i].t >= t })
+	rewound := len(keep) - from
+	if rewound > 0 && keep[from].t == t {
+		rewound-- // the block of s's own time is replaced, not rewound
 	}
-	lay, rows := h.layoutFor(s, old)
-	h.last, h.lastRows = s, rows
+	keep = keep[:from]
+	lay, rows, ok := h.layoutFor(s, keep)
+	if !ok {
+		if n := s.NumRows() * len(s.Metrics()); h.maxSeries > 0 && n > h.maxSeries {
+			h.drops.refused(s, n, h.maxSeries)
+			return
+		}
+		lay = newLayout(s)
+	}
+	if from < len(old.blocks) {
+		h.truncated(t)
+	}
+	if rewound > 0 {
+		h.drops.rewound(old.blocks[len(old.blocks)-1].t, t, rewound)
+	}
+	h.last, h.lastLay, h.lastRows = s, lay, rows
 	first := sort.Search(len(keep), func(i int) bool { return keep[i].t >= t-h.retention })
-	blocks := make([]*block, 0, len(keep)-first+1)
-	blocks = append(blocks, keep[first:]...)
+	keep, evicted, series := h.evict(keep[first:], lay)
+	if evicted > 0 {
+		h.drops.evicted(evicted, keep, t, series, h.maxSeries)
+	}
+	blocks := make([]*block, 0, len(keep)+1)
+	blocks = append(blocks, keep...)
 	blocks = append(blocks, &block{t: t, lay: lay, values: lay.gather(s, rows)})
 	h.compress(blocks)
 	h.view.Store(&View{blocks: blocks, metrics: s.Metrics()})
+	h.drops.appended()
+}
+
+// truncated keeps the encoder's state right after the blocks from t on
+// were dropped from the end of the history: a pending run that had some of
+// them is abandoned (its remaining blocks are plain, and are cut again),
+// and the next cut may start no later than t. Encoded runs need nothing:
+// the blocks that stay still read their cells by index.
+func (h *History) truncated(t int64) {
+	if p := h.pending; p != nil && p.blocks[len(p.blocks)-1].t >= t {
+		h.pending = nil
+		h.cutFrom = min(h.cutFrom, p.blocks[0].t)
+	}
+	h.cutFrom = min(h.cutFrom, t)
+}
+
+// evict drops the oldest of blocks, a layout at a time, until the series
+// of the layouts left and of lay, the next block's, are within the budget,
+// and returns the blocks kept, how many went, and the series held. A
+// layout's blocks are contiguous (layoutFor only ever reuses the newest
+// block's layout), so each group dropped frees its layout's series. A
+// pending run of a dropped layout is abandoned, so that nothing holds its
+// blocks.
+func (h *History) evict(blocks []*block, lay *layout) (kept []*block, evicted, series int) {
+	series = seriesOf(blocks)
+	if n := len(blocks); n == 0 || blocks[n-1].lay != lay {
+		series += lay.numSeries()
+	}
+	if h.maxSeries <= 0 {
+		return blocks, 0, series
+	}
+	i := 0
+	for i < len(blocks) && series > h.maxSeries {
+		l := blocks[i].lay
+		if l == lay {
+			break // only the next block's own layout is left
+		}
+		for i < len(blocks) && blocks[i].lay == l {
+			i++
+		}
+		series -= l.numSeries()
+		if h.pending != nil && h.pending.lay == l {
+			h.pending = nil
+		}
+	}
+	return blocks[i:], i, series
+}
+
+// seriesOf counts the series of blocks' layouts, each once.
+func seriesOf(blocks []*block) int {
+	n := 0
+	var last *layout
+	for _, b := range blocks {
+		if b.lay != last {
+			last = b.lay
+			n += last.numSeries()
+		}
+	}
+	return n
 }
 
 // compress moves the encoding of old blocks on by one batch of series,
@@ -298,36 +411,34 @@ func (p *pendingRun) finish() *encoded {
 	return &encoded{cells: len(p.blocks), data: data, offs: p.offs}
 }
 
-// layoutFor reuses the newest block's layout when s has its columns and its
-// rows, or its rows less some switches missing from this poll; rows then
-// maps the layout's rows to s's. This saves building a series table and
-// index per poll, and keeps one layout through drop-outs, so queries take the
+// layoutFor reuses the layout of the newest of blocks when s has its
+// columns and its rows, or its rows less some switches missing from this
+// poll; rows then maps the layout's rows to s's. ok is false when s needs a
+// layout of its own. This saves building a series table and index per
+// poll, and keeps one layout through drop-outs, so queries take the
 // single-layout path. The parser shares row storage between snapshots with
 // the same rows, which makes the common case one pointer comparison.
-func (h *History) layoutFor(s *snapshot.Snapshot, v *View) (lay *layout, rows []int32) {
-	n := len(v.blocks)
+func (h *History) layoutFor(s *snapshot.Snapshot, blocks []*block) (lay *layout, rows []int32, ok bool) {
+	n := len(blocks)
 	if n == 0 {
-		return newLayout(s), nil
+		return nil, nil, false
 	}
-	lay = v.blocks[n-1].lay
+	lay = blocks[n-1].lay
 	if !lay.sameColumns(s) {
-		return newLayout(s), nil
+		return nil, nil, false
 	}
-	if s.SameRows(h.last) {
-		return lay, h.lastRows
+	if lay == h.lastLay && s.SameRows(h.last) {
+		return lay, h.lastRows, true
 	}
 	if rows, ok := lay.rowMap(s); ok {
-		return lay, rows
+		return lay, rows, true
 	}
-	return newLayout(s), nil
+	return nil, nil, false
 }
 
 // Load returns the current view. It never changes; later appends publish
 // new views.
 func (h *History) Load() *View { return h.view.Load() }
-
-// Ignored counts snapshots dropped for being older than the newest block.
-func (h *History) Ignored() uint64 { return h.ignored.Load() }
 
 // Len is the number of snapshots in the view.
 func (v *View) Len() int { return len(v.blocks) }
@@ -341,20 +452,34 @@ func (v *View) Samples() int {
 	return n
 }
 
-// Stats is what the samples of a view take, in the head (plain values)
-// and in encoded runs (each run counted once, whole, even when the
-// retention has dropped some of its blocks).
+// Stats is what a view holds: its series, counted per layout as the series
+// budget counts them (see WithMaxSeries), and the bytes its samples take, in
+// the head (plain values) and in encoded runs (each run counted once, whole,
+// even when the retention has dropped some of its blocks), and an estimate
+// of its layouts' series tables (label values, order and index).
 type Stats struct {
+	Series, Layouts              int
 	PlainSamples, PlainBytes     int
 	EncodedSamples, EncodedBytes int
 	Runs                         int
+	LayoutBytes                  int
 }
 
-// Stats counts the view's samples and the bytes they take.
+// Bytes is the view's whole size: samples and layouts.
+func (st Stats) Bytes() int { return st.PlainBytes + st.EncodedBytes + st.LayoutBytes }
+
+// Stats counts the view's series, samples and the bytes they take.
 func (v *View) Stats() Stats {
 	var st Stats
 	var last *encoded
+	var lastLay *layout
 	for _, b := range v.blocks {
+		if b.lay != lastLay {
+			lastLay = b.lay
+			st.Layouts++
+			st.Series += b.lay.numSeries()
+			st.LayoutBytes += b.lay.bytes
+		}
 		if b.values != nil {
 			st.PlainSamples += len(b.values)
 			st.PlainBytes += 8 * len(b.values)

@@ -196,16 +196,19 @@ func TestRetentionEdge(t *testing.T) {
 func TestAppendOutOfOrder(t *testing.T) {
 	h := New(time.Hour)
 	h.Append(historytest.Fixture(t, 1))
-	h.Append(historytest.Fixture(t, 0)) // older: ignored
-	if h.Load().Len() != 1 || h.Ignored() != 1 {
-		t.Fatalf("len %d ignored %d, want 1 and 1", h.Load().Len(), h.Ignored())
+	h.Append(historytest.Fixture(t, 0)) // older: rewinds
+	if times := h.Load().Times(); len(times) != 1 || !times[0].Equal(t0) || h.Dropped(Rewound) != 1 {
+		t.Fatalf("times %v rewound %d, want [t0] and 1", times, h.Dropped(Rewound))
 	}
 	// Same time: the newer snapshot replaces the block.
-	s := historytest.Switches(t, t0.Add(step), historytest.Columns(), historytest.Switch{ID: "SW-09", Values: map[string]float64{"Tx_Bytes": 7}})
+	s := historytest.Switches(t, t0, historytest.Columns(), historytest.Switch{ID: "SW-09", Values: map[string]float64{"Tx_Bytes": 7}})
 	h.Append(s)
 	got := selectSamples(t, h.Queryable(), ms(0), ms(time.Hour), labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total"))
-	if len(got) != 1 || !sameSamples(got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-09"}`], []sample{{ms(step), 7}}) {
+	if len(got) != 1 || !sameSamples(got[`{__name__="fabric_switch_transmit_bytes_total", switch_id="SW-09"}`], []sample{{ms(0), 7}}) {
 		t.Errorf("after replacing: %v", got)
+	}
+	if h.Dropped(Rewound) != 1 || h.Streak().Appends != 0 {
+		t.Errorf("replacing counted as a drop: rewound %d, streak %+v", h.Dropped(Rewound), h.Streak())
 	}
 }
 

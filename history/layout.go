@@ -37,6 +37,9 @@ type layout struct {
 	// postings holds, per row label name and value, the sorted row ranks
 	// having that value ("" included, for rows where the label is empty).
 	postings map[string]map[string][]int32
+
+	// bytes estimates what the layout holds, for View.Stats.
+	bytes int
 }
 
 // newLayout builds the series table of a snapshot.
@@ -61,7 +64,35 @@ func newLayout(s *snapshot.Snapshot) *layout {
 	}
 	l.rank()
 	l.index()
+	l.bytes = l.size()
 	return l
+}
+
+// Estimated sizes of what a layout holds: a string header, and a map entry
+// of postings (key, slice header, and the map's own share of a slot).
+const (
+	stringHeaderBytes = 16
+	postingEntryBytes = 16 + 24 + 16
+)
+
+// size estimates the bytes the layout holds: its label values (header and
+// text; the text is the parser's interned strings, which the layout keeps
+// alive), its row and column orders, and its postings (an entry per label
+// value, four bytes per row and label).
+func (l *layout) size() int {
+	n := len(l.rowValues)*stringHeaderBytes + 4*(len(l.rowOrder)+len(l.colOrder)) + 8*len(l.scales)
+	for _, v := range l.rowValues {
+		n += len(v)
+	}
+	for _, name := range l.names {
+		n += stringHeaderBytes + len(name)
+	}
+	for _, byValue := range l.postings {
+		for _, rows := range byValue {
+			n += postingEntryBytes + 4*cap(rows)
+		}
+	}
+	return n
 }
 
 // sameAs reports whether s has exactly the columns and rows of l, so that
