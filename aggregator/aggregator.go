@@ -105,6 +105,7 @@ func New(cfg Config) (*Aggregator, error) {
 		}
 		a.sources = append(a.sources, src)
 		a.exp.AddSource(sc.Name) // its self-metrics exist, at zero, before its first poll
+		a.exp.AddHistory(sc.Name, src.history)
 	}
 	cfg.Schema.ReportNotes(func(note string) {
 		cfg.Logger.Warn("Metric name clash resolved", "component", "schema", "note", note)

@@ -18,6 +18,7 @@ import (
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/internal/testproc"
+	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
@@ -367,5 +368,53 @@ func TestExactRoutes(t *testing.T) {
 		if tc.target != "/api/v1/query?query=1" && fast.Body.String() != direct.Body.String() {
 			t.Errorf("%s %s: answers differ:\n%s\n%s", tc.method, tc.target, fast.Body, direct.Body)
 		}
+	}
+}
+
+// TestReadyFollowsHistory: a source whose every snapshot is over its
+// history's series budget is still served, but /-/ready fails once that has
+// lasted historyDropPolls polls, naming the source and the reason. The same
+// source within its budget stays ready however many polls it makes.
+func TestReadyFollowsHistory(t *testing.T) {
+	ready := func(a *Aggregator) (int, string) {
+		rec := httptest.NewRecorder()
+		a.ready(rec, httptest.NewRequest("GET", "/-/ready", nil))
+		return rec.Code, rec.Body.String()
+	}
+	src := newFakeSource(t, 3, 0, 5) // 3 switches × 17 columns: 51 series
+	cfg := func(budget int) Config {
+		return Config{
+			Sources:      []config.Source{sourceConfig("core", src.url, nil)},
+			MaxStaleness: 100_000 * time.Hour, // the fake source's time is in the past
+			Query:        queryapi.Options{MaxHistorySeries: budget},
+		}
+	}
+
+	over := start(t, cfg(50))
+	eventually(t, "/-/ready fails", func() error {
+		if code, body := ready(over); code != 503 || !strings.Contains(body, `source "core"`) || !strings.Contains(body, "series_budget: a snapshot of 51 series") {
+			return fmt.Errorf("%d %s", code, body)
+		}
+		return nil
+	})
+	if err := containsSource(over.Store().Load(), src.expected(t), nil); err != nil {
+		t.Errorf("the snapshot over the budget is not served: %v", err)
+	}
+	if n := over.sources[0].history.Load().Len(); n != 0 {
+		t.Errorf("the history holds %d snapshots over its budget", n)
+	}
+
+	within := start(t, cfg(51))
+	for k := 1; k <= historyDropPolls+1; k++ {
+		src.advance()
+		eventually(t, "the history keeps the new snapshot", func() error {
+			if n := within.sources[0].history.Load().Len(); n < k {
+				return fmt.Errorf("%d snapshots", n)
+			}
+			return nil
+		})
+	}
+	if code, body := ready(within); code != 200 {
+		t.Errorf("within the budget: %d %s", code, body)
 	}
 }

@@ -75,9 +75,19 @@ func (a *Aggregator) instrumentRoutes() {
 	r.MethodNotAllowedHandler = a.exp.Instrument("method_not_allowed", r.MethodNotAllowedHandler)
 }
 
-// ready is 200 while the served snapshot is fresh. Stale data is still served
-// by the API with its age; readiness is what tells a load balancer or an
-// operator that it is stale.
+// historyDropPolls is how many polls in a row a source's PromQL history
+// may drop snapshots before /-/ready fails: one rewind, or a budget
+// overrun while a fabric's rows change once, is the history doing its job;
+// a drop on every poll is a source the history cannot follow (its time
+// keeps going back, or its rows keep changing beyond the series budget),
+// and PromQL then answers less than REST does.
+const historyDropPolls = 3
+
+// ready is 200 while the served snapshot is fresh and every source's PromQL
+// history follows what is served. Stale data is still served by the API
+// with its age, and a history that drops snapshots still answers PromQL;
+// readiness is what tells a load balancer or an operator that something is
+// wrong.
 func (a *Aggregator) ready(w http.ResponseWriter, _ *http.Request) {
 	snap := a.store.Load()
 	if snap == nil {
@@ -88,6 +98,14 @@ func (a *Aggregator) ready(w http.ResponseWriter, _ *http.Request) {
 	if age > a.cfg.MaxStaleness {
 		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("Not ready: snapshot is %s old (max %s).", age.Round(1e6), a.cfg.MaxStaleness))
 		return
+	}
+	for _, src := range a.sources {
+		if st := src.history.Streak(); st.Appends >= historyDropPolls {
+			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf(
+				"Not ready: source %q: its PromQL history dropped snapshots on each of its last %d polls (%s: %s).",
+				src.cfg.Name, st.Appends, st.Reason, st.Detail))
+			return
+		}
 	}
 	writeText(w, http.StatusOK, "Ready.")
 }

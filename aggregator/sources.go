@@ -35,7 +35,9 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 	}
-	src := &source{cfg: sc, history: history.New(a.cfg.Query.Retention)}
+	src := &source{cfg: sc, history: history.New(a.cfg.Query.Retention).
+		WithMaxSeries(a.cfg.Query.MaxHistorySeries).
+		WithLogger(a.cfg.Logger.With("component", "history", "source_name", sc.Name))}
 	for name := range sc.Labels {
 		src.labelNames = append(src.labelNames, name)
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -72,6 +73,8 @@ type Exporter struct {
 	inflight chan struct{} // nil without a limit
 	timeout  time.Duration
 	logger   *slog.Logger
+
+	histories *historyCollector // the sources' PromQL histories
 }
 
 // New returns an exporter of store's views.
@@ -88,6 +91,8 @@ func New(store snapshot.Loader, opts Options) *Exporter {
 		e.inflight = make(chan struct{}, opts.MaxRequestsInFlight)
 	}
 	e.metrics = newSelfMetrics(e.self)
+	e.histories = newHistoryCollector()
+	e.self.MustRegister(e.histories)
 	e.cache = expositionCache{store: store, onRender: e.logSkipped, onDropped: e.logDropped}
 	return e
 }
@@ -101,6 +106,14 @@ func (e *Exporter) Registry() *prometheus.Registry { return e.self }
 // for every configured source before polling starts; calling it again for
 // the same name does nothing.
 func (e *Exporter) AddSource(name string) { e.metrics.addSource(name) }
+
+// AddHistory exports a source's PromQL history on /metrics as of each
+// scrape (fabric_history_*): what it holds, and what it dropped by reason,
+// every reason at zero from start-up. Call it once per source, before
+// serving.
+func (e *Exporter) AddHistory(source string, h *history.History) {
+	e.histories.add(source, h)
+}
 
 // Observe records one ingestion cycle under its source's name (adding the
 // source if AddSource was not called for it); it is the pollers' Observe

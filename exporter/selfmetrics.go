@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/collectors/version"
 
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/schema"
 )
@@ -145,4 +146,59 @@ func (m *selfMetrics) observe(c ingest.Cycle) {
 	}
 	m.lastSuccess.WithLabelValues(src).Set(float64(c.Start.Add(c.Total).UnixNano()) / 1e9)
 	m.up.WithLabelValues(src).Set(1)
+}
+
+// historyCollector exports each source's PromQL history as of the scrape:
+// what it holds and what it dropped, by reason, every reason from start-up.
+type historyCollector struct {
+	dropped, series, bytes, snapshots *prometheus.Desc
+
+	mu      sync.Mutex
+	sources []string
+	hs      []*history.History
+}
+
+func newHistoryCollector() *historyCollector {
+	const ns = schema.Namespace
+	desc := func(name, help string, labels ...string) *prometheus.Desc {
+		return prometheus.NewDesc(prometheus.BuildFQName(ns, "history", name), help, append([]string{sourceLabel}, labels...), nil)
+	}
+	return &historyCollector{
+		dropped: desc("dropped_snapshots_total",
+			"Snapshots the source's PromQL history dropped, by reason: rewound (the source's time went back, later snapshots dropped), series_budget (oldest dropped for --query.max-history-series, or a snapshot over it alone not kept).", "reason"),
+		series:    desc("series", "Series the source's PromQL history holds, counted per distinct set of rows and columns as --query.max-history-series counts them."),
+		bytes:     desc("bytes", "Bytes the source's PromQL history holds: samples, plain and encoded, and an estimate of its series tables."),
+		snapshots: desc("snapshots", "Snapshots the source's PromQL history holds."),
+	}
+}
+
+func (c *historyCollector) add(source string, h *history.History) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sources = append(c.sources, source)
+	c.hs = append(c.hs, h)
+}
+
+func (c *historyCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.dropped
+	ch <- c.series
+	ch <- c.bytes
+	ch <- c.snapshots
+}
+
+func (c *historyCollector) Collect(ch chan<- prometheus.Metric) {
+	c.mu.Lock()
+	sources, hs := c.sources, c.hs
+	c.mu.Unlock()
+	for i, h := range hs {
+		src := sources[i]
+		for _, r := range history.DropReasons {
+			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(h.Dropped(r)), src, string(r))
+		}
+		v := h.Load()
+		st := v.Stats()
+		ch <- prometheus.MustNewConstMetric(c.series, prometheus.GaugeValue, float64(st.Series), src)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes()), src)
+		ch <- prometheus.MustNewConstMetric(c.snapshots, prometheus.GaugeValue, float64(v.Len()), src)
+	}
 }

@@ -16,6 +16,17 @@ import (
 // DefaultRetention is how long snapshots are kept when no retention is given.
 const DefaultRetention = time.Hour
 
+// DefaultMaxSeries is the series budget the aggregator gives each source's
+// history unless told otherwise (see WithMaxSeries). The 2,000 × 64-port
+// fabric holds 1.8M series in a layout (UFM's 14 columns; 2.2M in the
+// per-port matrix's 17), and a steady fabric keeps one layout for the whole
+// retention, so the budget holds an hour of it through four or five changes
+// of its rows. A source whose rows change on every poll is held to about
+// 150 MB: the budget at 13 to 15 bytes a series (a plain block and its
+// layout, measured on that fabric with new switch ids every poll), where
+// an hour of such churn at 10s would hold 360 layouts, some 8 GB.
+const DefaultMaxSeries = 10_000_000
+
 // History keeps the snapshots of the last retention period as blocks that
 // queries read. One writer calls Append; any number of readers call Load and
 // keep a consistent view for as long as they like, without locks: Append

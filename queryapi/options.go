@@ -2,6 +2,7 @@ package queryapi
 
 import (
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -29,6 +30,10 @@ const (
 // the engine fails every query with a zero timeout or sample limit.
 type Options struct {
 	Retention      time.Duration // how far back the history goes
+	// MaxHistorySeries is the series budget of each source's history
+	// (history.History.WithMaxSeries); 0 is no limit. The aggregator reads
+	// it; withDefaults leaves it as it is.
+	MaxHistorySeries int
 	Timeout        time.Duration // longest a query may run, queueing included
 	MaxSamples     int           // most samples a query may hold in memory at once
 	MaxConcurrency int           // queries evaluated at once; more wait for a slot
@@ -42,6 +47,8 @@ func AddFlags(app *kingpin.Application) *Options {
 	o := &Options{}
 	app.Flag("query.retention", "How long snapshots are kept for PromQL queries.").
 		Default(history.DefaultRetention.String()).DurationVar(&o.Retention)
+	app.Flag("query.max-history-series", "Most series each source's PromQL history may hold, counted per distinct set of rows and columns. Over it, the oldest snapshots are dropped first; a snapshot with more series alone is served by REST and /metrics but not kept for PromQL. Counted in fabric_history_dropped_snapshots_total{reason=\"series_budget\"}. 0 means no limit.").
+		Default(strconv.Itoa(history.DefaultMaxSeries)).IntVar(&o.MaxHistorySeries)
 	app.Flag("query.timeout", "Maximum time a query may take before it is aborted, time waiting for a slot included.").
 		Default(DefaultTimeout.String()).DurationVar(&o.Timeout)
 	app.Flag("query.max-samples", "Maximum number of samples a single query can load into memory. A query over it fails with an execution error.").
