@@ -118,7 +118,7 @@ func parseEntry(rec []string) (Metric, error) {
 // ReservedPrefixes start the names of the aggregator's own metrics, which a
 // schema file must not take for data.
 var ReservedPrefixes = []string{
-	Namespace + "_ingest_", Namespace + "_source_", Namespace + "_snapshot_",
+	Namespace + "_ingest_", Namespace + "_source_", Namespace + "_snapshot_", Namespace + "_history_",
 	Namespace + "_http_", Namespace + "_aggregator_", "go_", "process_", "promhttp_",
 }
 
