@@ -14,6 +14,13 @@
 // series (codec.go), by the writer a little at each Append, which keeps an
 // hour of the per-port fabric in about a third of the memory.
 //
+// A history follows what is served: a snapshot older than the newest block
+// rewinds it (the later blocks are dropped), so that it always ends with the
+// snapshot REST serves, and a series budget (WithMaxSeries) bounds what a
+// source whose rows keep changing can hold, the oldest blocks going first.
+// What either drops is counted by reason (Dropped), logged, and kept as a
+// streak (Streak) that the aggregator's readiness reads.
+//
 // Series are named and scaled exactly as /metrics exports them: the metric
 // name of the column from the schema, the row's identity labels (an empty
 // value is no label), and the source value times the column's scale.
