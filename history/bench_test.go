@@ -1,6 +1,7 @@
 package history
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
@@ -298,4 +299,62 @@ func BenchmarkEncodeRun(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/cells, "ns/cell")
 	})
+}
+
+// BenchmarkHistoryChurn appends polls of the per-port fabric whose switches
+// are renamed on every poll (a layout of 1.8M series each, UFM's layout) to
+// a history with the default series budget, as the aggregator does, and
+// reports:
+//
+//	heap-B/series   the heap the history grew by over polls 1 to 4 (after
+//	                GC; the budget holds five), per series it added
+//	stats/heap      what View.Stats (fabric_history_bytes) counted over the
+//	                same polls, over that heap
+//	snapshots       the snapshots held after all polls (the rest went to
+//	                the budget)
+//	append-ms       mean Append
+//
+// With -short: 20 × 4 ports and a budget of five polls' series.
+func BenchmarkHistoryChurn(b *testing.B) {
+	cfg := simulator.Config{Switches: historytest.BenchSize(2000, 20), Ports: historytest.BenchSize(64, 4), Seed: 1}
+	const polls = 12
+	for b.Loop() {
+		sim, err := simulator.New(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		p := ingest.NewParser(schema.Default())
+		var h *History
+		var total time.Duration
+		var heap [2]uint64
+		var stats [2]Stats
+		for k := range polls {
+			at := simT0.Add(time.Duration(k) * step)
+			sim.Tick(at)
+			body := bytes.ReplaceAll(sim.UFMBody(), []byte(",SW-"), fmt.Appendf(nil, ",G%06d-SW-", k))
+			s, err := p.Parse(body, at)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if h == nil {
+				budget := DefaultMaxSeries
+				if testing.Short() {
+					budget = 5 * s.NumRows() * len(s.Metrics())
+				}
+				h = New(time.Hour).WithMaxSeries(budget)
+			}
+			start := time.Now()
+			h.Append(s)
+			total += time.Since(start)
+			if k == 1 || k == 4 {
+				i := min(k-1, 1)
+				heap[i], stats[i] = heapInUse(), h.Load().Stats()
+			}
+		}
+		grew := float64(heap[1]) - float64(heap[0])
+		b.ReportMetric(grew/float64(stats[1].Series-stats[0].Series), "heap-B/series")
+		b.ReportMetric(float64(stats[1].Bytes()-stats[0].Bytes())/grew, "stats/heap")
+		b.ReportMetric(float64(h.Load().Len()), "snapshots")
+		b.ReportMetric(total.Seconds()*1e3/polls, "append-ms")
+	}
 }

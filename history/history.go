@@ -22,9 +22,9 @@ const DefaultRetention = time.Hour
 // per-port matrix's 17), and a steady fabric keeps one layout for the whole
 // retention, so the budget holds an hour of it through four or five changes
 // of its rows. A source whose rows change on every poll is held to about
-// 150 MB: the budget at 13 to 15 bytes a series (a plain block and its
-// layout, measured on that fabric with new switch ids every poll), where
-// an hour of such churn at 10s would hold 360 layouts, some 8 GB.
+// 130 MB: the budget at 13 bytes a series (a plain block and its layout,
+// BenchmarkHistoryChurn on that fabric renamed every poll), where an hour
+// of such churn at 10s would hold 360 layouts, some 8 GB.
 const DefaultMaxSeries = 10_000_000
 
 // History keeps the snapshots of the last retention period as blocks that

@@ -75,21 +75,19 @@ const (
 	postingEntryBytes = 16 + 24 + 16
 )
 
-// size estimates the bytes the layout holds: its label values (header and
-// text; the text is the parser's interned strings, which the layout keeps
-// alive), its row and column orders, and its postings (an entry per label
-// value, four bytes per row and label).
+// size estimates the bytes the layout holds: its label values (a header
+// per row and label; the text once per distinct value, as the parser
+// interns it, and the layout keeps it alive), its row and column orders,
+// and its postings (an entry per label value, four bytes per row and
+// label).
 func (l *layout) size() int {
 	n := len(l.rowValues)*stringHeaderBytes + 4*(len(l.rowOrder)+len(l.colOrder)) + 8*len(l.scales)
-	for _, v := range l.rowValues {
-		n += len(v)
-	}
 	for _, name := range l.names {
 		n += stringHeaderBytes + len(name)
 	}
 	for _, byValue := range l.postings {
-		for _, rows := range byValue {
-			n += postingEntryBytes + 4*cap(rows)
+		for v, rows := range byValue {
+			n += postingEntryBytes + len(v) + 4*cap(rows)
 		}
 	}
 	return n
