@@ -211,14 +211,16 @@ func (*API) buildInfo(*http.Request) result {
 // flags lists the query service's settings, as Prometheus lists its flags.
 func (a *API) flags(*http.Request) result {
 	o := a.opts
-	return result{data: map[string]string{
+	flags := map[string]string{
 		"query.retention":       model.Duration(o.Retention).String(),
 		"query.timeout":         model.Duration(o.Timeout).String(),
 		"query.max-samples":     strconv.Itoa(o.MaxSamples),
 		"query.max-concurrency": strconv.Itoa(o.MaxConcurrency),
 		"query.max-length":      strconv.Itoa(o.MaxQueryLength),
 		"query.lookback-delta":  model.Duration(o.LookbackDelta).String(),
-	}}
+	}
+	flags["query.max-history-series"] = strconv.Itoa(o.MaxHistorySeries)
+	return result{data: flags}
 }
 
 // The aggregator keeps no exemplars, rules or alerts; clients such as

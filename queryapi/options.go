@@ -30,16 +30,17 @@ const (
 // the engine fails every query with a zero timeout or sample limit.
 type Options struct {
 	Retention      time.Duration // how far back the history goes
-	// MaxHistorySeries is the series budget of each source's history
-	// (history.History.WithMaxSeries); 0 is no limit. The aggregator reads
-	// it; withDefaults leaves it as it is.
-	MaxHistorySeries int
 	Timeout        time.Duration // longest a query may run, queueing included
 	MaxSamples     int           // most samples a query may hold in memory at once
 	MaxConcurrency int           // queries evaluated at once; more wait for a slot
 	MaxQueryLength int           // longest PromQL text accepted, in bytes
 	LookbackDelta  time.Duration // how far back an instant selector looks
 	Logger         *slog.Logger
+
+	// MaxHistorySeries is the series budget of each source's history
+	// (history.History.WithMaxSeries); 0 is no limit, and withDefaults
+	// leaves it so. The aggregator gives it to the histories.
+	MaxHistorySeries int
 }
 
 // AddFlags registers the --query.* flags and returns the options they fill.
