@@ -1,11 +1,12 @@
 package queryapi
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/mux"
@@ -27,6 +28,8 @@ type API struct {
 	engine    *promql.Engine
 	parser    parser.Parser
 	gate      *gate
+	chunks    *chunkPool
+	metrics   *metrics
 	logger    *slog.Logger
 	now       func() time.Time
 }
@@ -50,11 +53,20 @@ func New(histories []*history.History, table *schema.Table, opts Options) *API {
 		NoStepSubqueryIntervalFn: func(int64) int64 { return subqueryStep.Milliseconds() },
 		EnableAtModifier:         true,
 		EnableNegativeOffset:     true,
-		Parser:                   p,
+		// Prometheus's query cost limits (its query_max_series): the
+		// engine counts the series each selector loads and stops at the
+		// limit, before it has the whole set.
+		EnableQueryCost: true,
+		Parser:          p,
 	})
+	engine.SetQueryLimits(uint64(opts.MaxSeries), 0, 0)
+	opts.Logger.Info("Query limits", "max_samples", opts.MaxSamples, "max_series", opts.MaxSeries,
+		"max_response_bytes", opts.MaxResponseBytes, "max_concurrency", opts.MaxConcurrency,
+		"memory_limit", opts.MemoryLimit, "query_memory", opts.QueryMemory())
 	return &API{
 		histories: histories, table: table, opts: opts,
 		queryable: history.Union(histories...), engine: engine, parser: p, gate: g,
+		chunks: newChunkPool(pooledChunks), metrics: newMetrics(opts.Registerer),
 		logger: opts.Logger, now: time.Now,
 	}
 }
@@ -107,6 +119,10 @@ type response struct {
 	Infos     []string `json:"infos,omitempty"`
 }
 
+// wrap serves an endpoint: it writes the result in the envelope, encoded
+// once into a body bounded by --query.max-response-bytes. A query's result
+// is released (its finalizer run) as soon as it is encoded, before the
+// client reads the answer, so a slow client holds only the answer.
 func (a *API) wrap(f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
@@ -114,35 +130,57 @@ func (a *API) wrap(f apiFunc) http.Handler {
 			return
 		}
 		res := f(r)
-		if res.finalizer != nil {
-			defer res.finalizer()
-		}
 		if res.err != nil {
+			if res.finalizer != nil {
+				res.finalizer()
+			}
 			a.respondError(w, res.err)
 			return
 		}
 		warnings, infos := res.warnings.AsStrings(r.FormValue("query"), 10, 10)
-		a.write(w, http.StatusOK, response{Status: "success", Data: res.data, Warnings: warnings, Infos: infos})
+		b := newBody(a.chunks, a.opts.MaxResponseBytes)
+		defer b.release()
+		err := b.response(response{Status: "success", Data: res.data, Warnings: warnings, Infos: infos})
+		if res.finalizer != nil {
+			res.finalizer()
+		}
+		res = result{}
+		switch {
+		case errors.Is(err, errTooLarge):
+			b.release()
+			a.respondError(w, a.tooLarge())
+		case err != nil:
+			b.release()
+			a.respondError(w, &apiError{errorInternal, fmt.Errorf("encoding response: %w", err)})
+		default:
+			a.send(w, http.StatusOK, b)
+		}
 	})
 }
 
+// respondError writes an error answer, and counts a query refused by a
+// limit.
 func (a *API) respondError(w http.ResponseWriter, e *apiError) {
 	if e.typ == errorInternal {
 		a.logger.Error("Query API internal error", "err", e.err)
 	}
-	a.write(w, e.typ.code(), response{Status: "error", ErrorType: string(e.typ), Error: e.err.Error()})
+	if limit := refusedBy(e); limit != "" {
+		a.metrics.refused.WithLabelValues(limit).Inc()
+	}
+	b := newBody(a.chunks, math.MaxInt64)
+	defer b.release()
+	_ = b.response(response{Status: "error", ErrorType: string(e.typ), Error: e.err.Error()})
+	a.send(w, e.typ.code(), b)
 }
 
-func (a *API) write(w http.ResponseWriter, code int, resp response) {
-	b, err := json.Marshal(resp)
-	if err != nil {
-		a.logger.Error("Encoding query API response", "err", err)
-		b, _ = json.Marshal(response{Status: "error", ErrorType: string(errorInternal), Error: "encoding response: " + err.Error()})
-		code = http.StatusInternalServerError
-	}
-	w.Header().Set("Content-Type", "application/json")
+// send writes an encoded answer. Its length is known, so the client (and
+// the compressing writer, which then decides at once) is told.
+func (a *API) send(w http.ResponseWriter, code int, b *body) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.FormatInt(b.Len(), 10))
 	w.WriteHeader(code)
-	if _, err := w.Write(b); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
+	if _, err := b.WriteTo(w); err != nil && !errors.Is(err, http.ErrHandlerTimeout) {
 		a.logger.Debug("Writing query API response", "err", err)
 	}
 }

@@ -45,13 +45,16 @@ func (g *gate) Insert(ctx context.Context, _ string) (int, error) {
 	}
 }
 
+// queueEnv is where a query that timed out waiting for a slot was.
+const queueEnv = "query queue"
+
 // queueError names a wait that ended as the errors the API maps to timeout
 // and canceled; the engine passes the tracker's error on as is.
 func queueError(err error) error {
 	if errors.Is(err, context.Canceled) {
-		return promql.ErrQueryCanceled("query queue")
+		return promql.ErrQueryCanceled(queueEnv)
 	}
-	return promql.ErrQueryTimeout("query queue")
+	return promql.ErrQueryTimeout(queueEnv)
 }
 
 func (g *gate) Delete(int) { <-g.slots }

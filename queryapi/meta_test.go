@@ -134,7 +134,9 @@ func TestStaticEndpoints(t *testing.T) {
 		}
 	}
 	flags := decode[map[string]string](t, a.ok(t, "/api/v1/status/flags"))
-	if flags["query.timeout"] != "2m" || flags["query.max-samples"] != "50000000" || flags["query.max-history-series"] != "0" {
+	if flags["query.timeout"] != "2m" || flags["query.max-samples"] != "20000000" ||
+		flags["query.max-series"] != "500000" || flags["query.max-response-bytes"] != "512MiB" ||
+		flags["query.max-history-series"] != "0" {
 		t.Errorf("flags %v", flags)
 	}
 }

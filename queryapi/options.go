@@ -6,17 +6,26 @@ import (
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fabrictelemetry/aggregator/history"
 )
 
-// Defaults, as Prometheus has them where Prometheus has the limit.
+// Defaults, as Prometheus has them where Prometheus has the limit. The
+// limits on one query's memory (samples, series, response bytes) are sized
+// for the 2,000 × 64-port fabric (128,000 series per port metric): they admit
+// one metric over every port, instant or over an hour at a one-minute step,
+// and refuse that metric over five minutes at a one-second step (38.4 million
+// samples, 1.17 GB of JSON). docs/query-api.md ("Memory budget") has the
+// figures.
 const (
-	DefaultTimeout        = 2 * time.Minute
-	DefaultMaxSamples     = 50_000_000
-	DefaultMaxConcurrency = 20
-	DefaultMaxQueryLength = 16 << 10
-	DefaultLookbackDelta  = 5 * time.Minute
+	DefaultTimeout          = 2 * time.Minute
+	DefaultMaxSamples       = 20_000_000
+	DefaultMaxSeries        = 500_000
+	DefaultMaxResponseBytes = 512 << 20
+	DefaultMaxQueryLength   = 16 << 10
+	DefaultLookbackDelta    = 5 * time.Minute
 
 	// subqueryStep is the step of a subquery written without one (x[1h:]),
 	// Prometheus's default evaluation interval.
@@ -29,13 +38,23 @@ const (
 // Options configures the query service. Zero values take the defaults, since
 // the engine fails every query with a zero timeout or sample limit.
 type Options struct {
-	Retention      time.Duration // how far back the history goes
-	Timeout        time.Duration // longest a query may run, queueing included
-	MaxSamples     int           // most samples a query may hold in memory at once
-	MaxConcurrency int           // queries evaluated at once; more wait for a slot
+	Retention        time.Duration // how far back the history goes
+	Timeout          time.Duration // longest a query may run, queueing included
+	MaxSamples       int           // most samples a query may hold in memory at once
+	MaxSeries        int           // most series a query's selectors may load
+	MaxResponseBytes int64         // largest encoded answer (JSON, before compression)
+	// MaxConcurrency is how many queries are evaluated at once; more wait for
+	// a slot. Zero derives it from MemoryLimit (see ConcurrencyFor).
+	MaxConcurrency int
+	// MemoryLimit is the memory limit the concurrency is derived from; zero
+	// reads the Go runtime's (GOMEMLIMIT, set by main from the machine).
+	MemoryLimit    int64
 	MaxQueryLength int           // longest PromQL text accepted, in bytes
 	LookbackDelta  time.Duration // how far back an instant selector looks
 	Logger         *slog.Logger
+	// Registerer receives the query service's metrics; nil keeps them
+	// unregistered.
+	Registerer prometheus.Registerer
 
 	// MaxHistorySeries is the series budget of each source's history
 	// (history.History.WithMaxSeries); 0 is no limit, and withDefaults
@@ -52,10 +71,14 @@ func AddFlags(app *kingpin.Application) *Options {
 		Default(strconv.Itoa(history.DefaultMaxSeries)).IntVar(&o.MaxHistorySeries)
 	app.Flag("query.timeout", "Maximum time a query may take before it is aborted, time waiting for a slot included.").
 		Default(DefaultTimeout.String()).DurationVar(&o.Timeout)
-	app.Flag("query.max-samples", "Maximum number of samples a single query can load into memory. A query over it fails with an execution error.").
-		Default("50000000").IntVar(&o.MaxSamples)
-	app.Flag("query.max-concurrency", "Maximum number of queries evaluated at once; others wait for a slot until their timeout.").
-		Default("20").IntVar(&o.MaxConcurrency)
+	app.Flag("query.max-samples", "Maximum number of samples a single query can load into memory. A query over it fails with an execution error (422).").
+		Default("20000000").IntVar(&o.MaxSamples)
+	app.Flag("query.max-series", "Maximum number of series the selectors of a single query may load (summed over its selectors). A query over it fails with a cost_limit error (422).").
+		Default("500000").IntVar(&o.MaxSeries)
+	app.Flag("query.max-response-bytes", "Largest JSON answer of a single query, counted before compression. A query whose answer would be larger fails with an execution error (422), and the answer is never held in memory beyond this size.").
+		Default("512MiB").BytesVar((*units.Base2Bytes)(&o.MaxResponseBytes))
+	app.Flag("query.max-concurrency", "Maximum number of queries evaluated at once; others wait for a slot until their timeout. 0 derives it from the Go memory limit: as many queries at their limits as fit in half of it, between 1 and 20.").
+		Default("0").IntVar(&o.MaxConcurrency)
 	app.Flag("query.max-length", "Longest PromQL expression accepted, in bytes.").
 		Default("16384").IntVar(&o.MaxQueryLength)
 	app.Flag("query.lookback-delta", "How far back an instant vector selector looks for a sample.").
@@ -73,8 +96,17 @@ func (o Options) withDefaults() Options {
 	if o.MaxSamples <= 0 {
 		o.MaxSamples = DefaultMaxSamples
 	}
+	if o.MaxSeries <= 0 {
+		o.MaxSeries = DefaultMaxSeries
+	}
+	if o.MaxResponseBytes <= 0 {
+		o.MaxResponseBytes = DefaultMaxResponseBytes
+	}
+	if o.MemoryLimit <= 0 {
+		o.MemoryLimit = goMemoryLimit()
+	}
 	if o.MaxConcurrency <= 0 {
-		o.MaxConcurrency = DefaultMaxConcurrency
+		o.MaxConcurrency = ConcurrencyFor(o.MemoryLimit, o.QueryMemory())
 	}
 	if o.MaxQueryLength <= 0 {
 		o.MaxQueryLength = DefaultMaxQueryLength

@@ -39,9 +39,9 @@ func (a *API) query(r *http.Request) result {
 	}
 	qry, err := a.engine.NewInstantQuery(ctx, a.queryable, opts, qs, ts)
 	if err != nil {
-		return result{err: constructionError(err)}
+		return result{err: a.constructionError(err)}
 	}
-	return run(ctx, qry)
+	return a.run(ctx, qry)
 }
 
 // errSubqueryResolution refuses a subquery with more steps than a range
@@ -98,12 +98,12 @@ func (a *API) queryRange(r *http.Request) result {
 	}
 	qry, err := a.engine.NewRangeQuery(ctx, a.queryable, opts, qs, start, end, step)
 	if err != nil {
-		return result{err: constructionError(err)}
+		return result{err: a.constructionError(err)}
 	}
-	return run(ctx, qry)
+	return a.run(ctx, qry)
 }
 
-func run(ctx context.Context, qry promql.Query) result {
+func (a *API) run(ctx context.Context, qry promql.Query) result {
 	if err := checkSubqueries(qry); err != nil {
 		qry.Close()
 		return result{err: badData(err)}
@@ -111,7 +111,7 @@ func run(ctx context.Context, qry promql.Query) result {
 	res := qry.Exec(ctx)
 	if res.Err != nil {
 		qry.Close()
-		return result{err: evalError(res.Err), warnings: res.Warnings}
+		return result{err: a.queryError(res.Err), warnings: res.Warnings}
 	}
 	return result{
 		data:      queryData{ResultType: res.Value.Type(), Result: res.Value},
