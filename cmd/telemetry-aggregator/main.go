@@ -5,11 +5,15 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"syscall"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/promslog"
@@ -60,6 +64,10 @@ func run(args []string) int {
 	schemaFile := app.Flag("metrics.schema-file", "CSV file (column,metric,type,scale,help) that adds or overrides metric names of source columns; see docs/metrics.md.").String()
 	exporterOpts := exporter.AddFlags(app)
 	queryOpts := queryapi.AddFlags(app)
+	autoMemLimit := app.Flag("auto-gomemlimit", "Set the Go memory limit (GOMEMLIMIT) to a share of the cgroup's memory limit, or of the machine's memory without one; the default --query.max-concurrency is derived from it. A GOMEMLIMIT environment variable always wins. --no-auto-gomemlimit leaves the limit unset.").
+		Default("true").Bool()
+	autoMemLimitRatio := app.Flag("auto-gomemlimit.ratio", "Share of the cgroup's or the machine's memory the Go memory limit is set to, in (0, 1].").
+		Default("0.9").Float64()
 	logConfig := &promslog.Config{}
 	promslogflag.AddFlags(app, logConfig)
 	app.Version(version.Print(name))
@@ -74,6 +82,10 @@ func run(args []string) int {
 	cfg.Query = *queryOpts
 	cfg.Logger = promslog.New(logConfig)
 	cfg.Logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
+	if err := setGoMemLimit(*autoMemLimit, *autoMemLimitRatio, cfg.Logger); err != nil {
+		cfg.Logger.Error("Invalid memory limit", "err", err)
+		return 2
+	}
 	cfg.Exporter = *exporterOpts
 	if *schemaFile != "" {
 		if cfg.Schema, err = schema.LoadFile(*schemaFile, schema.Default()); err != nil {
@@ -102,6 +114,44 @@ func run(args []string) int {
 	}
 	cfg.Logger.Info("Stopped")
 	return 0
+}
+
+// setGoMemLimit sets the Go memory limit as Prometheus 3 does, with
+// automemlimit: ratio times the cgroup's memory limit, or times the
+// machine's memory when the cgroup has none, unless GOMEMLIMIT is set (the
+// runtime has applied it) or enabled is false. The runtime then collects
+// garbage harder as the heap nears the limit instead of letting it double,
+// and the query API derives its concurrency from the limit. The limit and
+// where it came from are logged.
+func setGoMemLimit(enabled bool, ratio float64, logger *slog.Logger) error {
+	if !(ratio > 0 && ratio <= 1) {
+		return fmt.Errorf("--auto-gomemlimit.ratio must be in (0, 1], not %v", ratio)
+	}
+	from := "none"
+	switch {
+	case os.Getenv("GOMEMLIMIT") != "":
+		from = "GOMEMLIMIT"
+	case enabled:
+		machine := func() (uint64, error) {
+			if limit, err := memlimit.FromCgroup(); err == nil {
+				from = "cgroup"
+				return limit, nil
+			}
+			from = "system memory"
+			return memlimit.FromSystem()
+		}
+		if _, err := memlimit.Set(memlimit.WithRatio(ratio), memlimit.WithProvider(machine)); err != nil {
+			logger.Warn("Could not set the Go memory limit", "err", err)
+			from = "none"
+		}
+	}
+	limit := debug.SetMemoryLimit(-1)
+	if limit == math.MaxInt64 {
+		logger.Info("Go memory limit", "limit", "none")
+		return nil
+	}
+	logger.Info("Go memory limit", "limit", fmt.Sprintf("%.2fGiB", float64(limit)/(1<<30)), "limit_bytes", limit, "from", from)
+	return nil
 }
 
 // loadSources reads --config.file, or makes the one source of the flags.
