@@ -29,9 +29,13 @@ type API struct {
 	parser    parser.Parser
 	gate      *gate
 	chunks    *chunkPool
-	metrics   *metrics
-	logger    *slog.Logger
-	now       func() time.Time
+	release   *releaser
+	// heavyBytes is the memory from which a query is heavy (released
+	// after).
+	heavyBytes int64
+	metrics    *metrics
+	logger     *slog.Logger
+	now        func() time.Time
 }
 
 // New returns the API over the histories of every source (one per source,
@@ -66,8 +70,9 @@ func New(histories []*history.History, table *schema.Table, opts Options) *API {
 	return &API{
 		histories: histories, table: table, opts: opts,
 		queryable: history.Union(histories...), engine: engine, parser: p, gate: g,
-		chunks: newChunkPool(pooledChunks), metrics: newMetrics(opts.Registerer),
-		logger: opts.Logger, now: time.Now,
+		chunks: newChunkPool(pooledChunks), release: newReleaser(), heavyBytes: opts.QueryMemory() / heavyShare,
+		metrics: newMetrics(opts.Registerer),
+		logger:  opts.Logger, now: time.Now,
 	}
 }
 
@@ -102,9 +107,12 @@ type result struct {
 	data     any
 	err      *apiError
 	warnings annotations.Annotations
-	// finalizer runs after the response is written (qry.Close: the
-	// result's memory is the engine's until then).
+	// finalizer runs once the result is encoded (qry.Close: the result's
+	// memory is the engine's until then).
 	finalizer func()
+	// heavy tells a query that held at least heavyBytes, whose memory is
+	// returned once the queries are over.
+	heavy bool
 }
 
 type apiFunc func(r *http.Request) result
@@ -122,14 +130,19 @@ type response struct {
 // wrap serves an endpoint: it writes the result in the envelope, encoded
 // once into a body bounded by --query.max-response-bytes. A query's result
 // is released (its finalizer run) as soon as it is encoded, before the
-// client reads the answer, so a slow client holds only the answer.
+// client reads the answer, so a slow client holds only the answer; the
+// memory of heavy queries is returned to the system once they are over.
 func (a *API) wrap(f apiFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		heavy := false
+		a.release.start()
+		defer func() { a.release.end(heavy) }()
 		if err := r.ParseForm(); err != nil {
 			a.respondError(w, badData(fmt.Errorf("error parsing form values: %w", err)))
 			return
 		}
 		res := f(r)
+		heavy = res.heavy
 		if res.err != nil {
 			if res.finalizer != nil {
 				res.finalizer()
@@ -145,6 +158,7 @@ func (a *API) wrap(f apiFunc) http.Handler {
 			res.finalizer()
 		}
 		res = result{}
+		heavy = heavy || b.Len() >= a.heavyBytes
 		switch {
 		case errors.Is(err, errTooLarge):
 			b.release()

@@ -78,11 +78,14 @@ func TestChunkPoolBounded(t *testing.T) {
 	if got := len(pool.free); got != cap(pool.free) {
 		t.Errorf("pool holds %d chunks, want %d", got, cap(pool.free))
 	}
-	pool.put(make([]byte, 0, 2*chunkSize)) // a chunk that grew is not kept
 	for range cap(pool.free) {
 		if c := pool.get(); cap(c) != chunkSize || len(c) != 0 {
 			t.Fatalf("pooled chunk of len %d cap %d", len(c), cap(c))
 		}
+	}
+	pool.put(make([]byte, 0, 2*chunkSize)) // a chunk that grew is not kept
+	if len(pool.free) != 0 {
+		t.Error("the pool kept a chunk larger than its chunks")
 	}
 }
 

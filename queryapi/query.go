@@ -109,14 +109,24 @@ func (a *API) run(ctx context.Context, qry promql.Query) result {
 		return result{err: badData(err)}
 	}
 	res := qry.Exec(ctx)
+	heavy := int64(qry.Stats().Samples.PeakSamples)*bytesPerSample >= a.heavyBytes
 	if res.Err != nil {
 		qry.Close()
-		return result{err: a.queryError(res.Err), warnings: res.Warnings}
+		e := a.queryError(res.Err)
+		// A query refused by a limit held up to that limit.
+		switch refusedBy(e) {
+		case limitSamples:
+			heavy = int64(a.opts.MaxSamples)*bytesPerSample >= a.heavyBytes
+		case limitSeries:
+			heavy = int64(a.opts.MaxSeries)*bytesPerSeries >= a.heavyBytes
+		}
+		return result{err: e, warnings: res.Warnings, heavy: heavy}
 	}
 	return result{
 		data:      queryData{ResultType: res.Value.Type(), Result: res.Value},
 		warnings:  res.Warnings,
 		finalizer: qry.Close,
+		heavy:     heavy,
 	}
 }
 
