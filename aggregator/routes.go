@@ -30,6 +30,7 @@ func (a *Aggregator) routes() {
 	restapi.New(a.store, a.shortestInterval(), a.now).Register(r)
 	queryOpts := a.cfg.Query
 	queryOpts.Logger = a.cfg.Logger.With("component", "query")
+	queryOpts.Registerer = a.exp.Registry()
 	queryapi.New(a.histories(), a.cfg.Schema, queryOpts).Register(r)
 	r.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "Healthy.")
