@@ -1,6 +1,7 @@
 package queryapi
 
 import (
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -14,8 +15,8 @@ import (
 // after 40 heavy queries the process was still 7.4 GB resident with 2.9 GB
 // of heap in use, against 1.6 GB and 1.0 GB before them. So once the heavy
 // queries are over, the API collects and returns the memory at once
-// (debug.FreeOSMemory), at most once per releaseInterval, since it costs a
-// collection of the whole heap (the history included). A query is heavy
+// (debug.FreeOSMemory), at most once per releaseInterval, since it costs
+// two collections of the whole heap (the history included). A query is heavy
 // when its engine memory or its answer reached an eighth of what one query
 // may hold (Options.QueryMemory).
 const (
@@ -44,7 +45,14 @@ type releaser struct {
 }
 
 func newReleaser() *releaser {
-	return &releaser{quiet: releaseQuiet, interval: releaseInterval, free: debug.FreeOSMemory}
+	return &releaser{quiet: releaseQuiet, interval: releaseInterval, free: freeMemory}
+}
+
+// freeMemory collects twice, since the engine's pools of point slices
+// (sync.Pools) survive one collection, then returns the free pages.
+func freeMemory() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // start records a query (any request of the API) starting.
