@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/prometheus/promql"
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/prometheus/prometheus/util/jsonutil"
+
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 )
 
 // prometheusCodec is Prometheus's own JSON encoding of the API's answers:
@@ -419,4 +421,33 @@ func TestEncodeAllocatesOnce(t *testing.T) {
 	if limit := size + size/20 + chunkSize; int64(allocated) > limit {
 		t.Errorf("encoding %d bytes allocated %d, more than %d", size, allocated, limit)
 	}
+}
+
+// BenchmarkEncodeMatrix encodes a range query's answer (100 points per
+// series) with the API's encoder and with json.Marshal of the promql
+// values, which the API used before.
+func BenchmarkEncodeMatrix(b *testing.B) {
+	r := queryResponse(bigMatrix(historytest.BenchSize(5000, 50)))
+	pool := newChunkPool(pooledChunks)
+	b.Run("chunked", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			body := newBody(pool, math.MaxInt64)
+			if err := body.response(r); err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(body.Len())
+			body.release()
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			j, err := json.Marshal(r)
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.SetBytes(int64(len(j)))
+		}
+	})
 }
