@@ -14,7 +14,7 @@ import (
 // Measured on the 2,000 × 64-port fabric (tools/query-rss.sh): a minute
 // after 40 heavy queries the process was still 7,384 MiB resident with
 // 2,869 MiB of heap in use, against 1,578 MiB and 1,003 MiB before them;
-// with the release it is 2,365 MiB five seconds after. So once the heavy
+// with the release it is 987 MiB five seconds after. So once the heavy
 // queries are over, the API collects and returns the memory at once
 // (debug.FreeOSMemory), at most once per releaseInterval, since it costs
 // two collections of the whole heap (the history included). A query is heavy
