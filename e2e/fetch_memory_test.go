@@ -1,15 +1,12 @@
 package e2e
 
 import (
-	"bufio"
 	"bytes"
 	"compress/gzip"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -56,11 +53,11 @@ func TestHostileBodyMemory(t *testing.T) {
 	agg := StartAggregatorBinary(t, PlainAggregator(t), "--source.url="+src.URL+"/counters",
 		"--source.interval=250ms", "--source.timeout=10s", fmt.Sprintf("--source.max-bytes=%dMiB", hostileMaxBytes>>20))
 	WaitReady(t, agg, 20*time.Second)
-	base := readMemory(t, agg.Pid())
+	base := readMemory(t, agg)
 	t.Logf("after a good poll: VmRSS %s, VmHWM %s", mib(base.rss), mib(base.hwm))
 
 	for _, mode := range []string{"gzip-bomb", "endless"} {
-		resetPeak(t, agg.Pid())
+		resetPeak(t, agg)
 		cursor := agg.Logs.Cursor()
 		src.mode.Store(mode)
 		_, cursor = agg.Logs.WaitFor(t, cursor, 3, 60*time.Second, "3 too_large rejections of the "+mode,
@@ -68,7 +65,7 @@ func TestHostileBodyMemory(t *testing.T) {
 		src.mode.Store("good")
 		agg.Logs.WaitFor(t, cursor, 1, 20*time.Second, "a good poll after the "+mode, MsgIs("Ingestion cycle"))
 
-		peak := readMemory(t, agg.Pid()).hwm
+		peak := readMemory(t, agg).hwm
 		t.Logf("%s: peak VmHWM %s, %s over the baseline VmRSS (bound %s over it)",
 			mode, mib(peak), mib(peak-base.rss), mib(hostileMaxBytes+peakSlack))
 		if peak > base.rss+hostileMaxBytes+peakSlack {
@@ -76,13 +73,13 @@ func TestHostileBodyMemory(t *testing.T) {
 				mode, mib(peak), mib(hostileMaxBytes), mib(peakSlack), mib(base.rss))
 		}
 		Eventually(t, 20*time.Second, 50*time.Millisecond, func() error {
-			if rss := readMemory(t, agg.Pid()).rss; rss > base.rss+settleSlack {
+			if rss := readMemory(t, agg).rss; rss > base.rss+settleSlack {
 				return fmt.Errorf("after the %s: VmRSS %s, want at most %s (%s before + %s)",
 					mode, mib(rss), mib(base.rss+settleSlack), mib(base.rss), mib(settleSlack))
 			}
 			return nil
 		})
-		t.Logf("%s: VmRSS back to %s", mode, mib(readMemory(t, agg.Pid()).rss))
+		t.Logf("%s: VmRSS back to %s", mode, mib(readMemory(t, agg).rss))
 	}
 }
 
@@ -146,51 +143,3 @@ func gzipBomb(t *testing.T, size int) []byte {
 	}
 	return bomb
 }
-
-// memory is a process's resident memory now (VmRSS) and at its peak
-// (VmHWM), in bytes.
-type memory struct{ rss, hwm int64 }
-
-func readMemory(t *testing.T, pid int) memory {
-	t.Helper()
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var m memory
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		key, value, _ := strings.Cut(sc.Text(), ":")
-		var into *int64
-		switch key {
-		case "VmRSS":
-			into = &m.rss
-		case "VmHWM":
-			into = &m.hwm
-		default:
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(value), " kB"), 10, 64)
-		if err != nil {
-			t.Fatalf("/proc/%d/status: %s: %v", pid, sc.Text(), err)
-		}
-		*into = kb << 10
-	}
-	if err := sc.Err(); err != nil || m.rss == 0 || m.hwm == 0 {
-		t.Fatalf("/proc/%d/status: VmRSS and VmHWM not read (%v)", pid, err)
-	}
-	return m
-}
-
-// resetPeak sets a process's VmHWM to its VmRSS (Linux 4.0 and later), so
-// that each case reads its own peak. Where that is refused the peak is the
-// process's whole life so far, which must stay within the bound as well.
-func resetPeak(t *testing.T, pid int) {
-	t.Helper()
-	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0); err != nil {
-		t.Logf("peak resident memory not reset, so it covers every case so far: %v", err)
-	}
-}
-
-func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }

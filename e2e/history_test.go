@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -212,26 +211,6 @@ func TestHistoryRewind(t *testing.T) {
 	})
 }
 
-// vmHWM is a process's peak resident memory so far, in bytes.
-func vmHWM(t testing.TB, p *Process) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			if err != nil {
-				t.Fatalf("VmHWM: %q", line)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatal("no VmHWM in /proc/<pid>/status")
-	return 0
-}
-
 // churnColumns are the columns of the churning source: 8 series a switch.
 var churnColumns = []string{"Rx_Bytes", "Tx_Bytes", "Rx_Packets", "Tx_Packets", "Rx_Errors", "Temperature_C", "Power_W", "Ports_Up"}
 
@@ -284,7 +263,7 @@ func TestHistoryChurn(t *testing.T) {
 		}
 		return nil
 	})
-	steady := vmHWM(t, agg)
+	steady := readMemory(t, agg).hwm
 
 	src.set(func(k int) string { return churnBody(k+1, switches) })
 	end := time.Now().Add(churnFor)
@@ -302,7 +281,7 @@ func TestHistoryChurn(t *testing.T) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	peak := vmHWM(t, agg)
+	peak := readMemory(t, agg).hwm
 	growth := peak - steady
 	t.Logf("VmHWM: %.1f MiB steady, %.1f MiB after churning (+%.1f MiB; bound %d MiB)", float64(steady)/(1<<20), float64(peak)/(1<<20), float64(growth)/(1<<20), churnRSSBound>>20)
 	if growth > churnRSSBound {

@@ -6,9 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,66 +27,6 @@ const (
 	budgetQueryMemory      = budgetMaxSamples*24 + budgetMaxSeries*800 + budgetMaxResponseBytes
 	budgetConcurrency      = 4
 )
-
-var (
-	plainOnce sync.Once
-	plainBin  string
-	plainErr  error
-)
-
-// plainAggregator is the aggregator built without the race detector, whose
-// shadow memory would multiply the resident memory the test bounds.
-func plainAggregator(t *testing.T) string {
-	t.Helper()
-	bin, _ := Binaries(t)
-	if !raceEnabled {
-		return bin
-	}
-	plainOnce.Do(func() {
-		plainBin = filepath.Join(filepath.Dir(bin), "telemetry-aggregator-norace")
-		goBin := os.Getenv("GO")
-		if goBin == "" {
-			goBin = "go"
-		}
-		cmd := exec.Command(goBin, "build", "-o", plainBin, "./cmd/telemetry-aggregator")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			plainErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if plainErr != nil {
-		t.Fatal(plainErr)
-	}
-	return plainBin
-}
-
-// procStatus reads a field of /proc/<pid>/status in bytes (VmRSS, VmHWM).
-func procStatus(t *testing.T, p *Process, field string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for line := range strings.Lines(string(b)) {
-		if rest, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			if err != nil {
-				t.Fatalf("%s: %q", field, line)
-			}
-			return kb << 10
-		}
-	}
-	t.Fatalf("no %s in /proc/%d/status", field, p.cmd.Process.Pid)
-	return 0
-}
-
-// resetPeak starts the process's VmHWM again from its current RSS.
-func resetPeak(t *testing.T, p *Process) {
-	t.Helper()
-	if err := os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", p.cmd.Process.Pid), []byte("5"), 0); err != nil {
-		t.Skipf("cannot reset the peak RSS: %v", err)
-	}
-}
 
 // heavyQuery is one query of the hostile set and the answers it may get.
 type heavyQuery struct {
@@ -171,7 +108,7 @@ func TestQueryMemoryBudget(t *testing.T) {
 	}
 	sim := StartSimulator(t, "--switches=200", "--ports=64", "--interval=1s", "--incident-rate=0", "--seed=5")
 	t.Setenv("GOMEMLIMIT", "1GiB") // the aggregator's environment; the simulator has started
-	agg := start(t, "aggregator", plainAggregator(t), "Listening on", withDefaults([]string{
+	agg := start(t, "aggregator", PlainAggregator(t), "Listening on", withDefaults([]string{
 		"--source.url=" + sim.URL + "/csv/metrics", "--source.interval=1s", "--source.timeout=10s",
 		"--query.max-samples=" + strconv.Itoa(budgetMaxSamples), "--query.max-series=" + strconv.Itoa(budgetMaxSeries),
 		"--query.max-response-bytes=32MiB",
@@ -215,7 +152,7 @@ func TestQueryMemoryBudget(t *testing.T) {
 	} else {
 		ordinary.check(t, a, false)
 	}
-	idleRSS, idleHWM := procStatus(t, agg, "VmRSS"), procStatus(t, agg, "VmHWM")
+	idleRSS, idleHWM := readMemory(t, agg).rss, readMemory(t, agg).hwm
 	resetPeak(t, agg)
 
 	issue := heavyQuery{"the issue's query, scaled", "/api/v1/query_range", rangeParams(tx, start, 5*time.Minute, 100*time.Millisecond),
@@ -253,7 +190,7 @@ func TestQueryMemoryBudget(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	peak := procStatus(t, agg, "VmHWM")
+	peak := readMemory(t, agg).hwm
 
 	// The bound: what is live at most is the idle process and the derived
 	// number of queries at their limits; the collector lets the heap grow
@@ -282,7 +219,7 @@ func TestQueryMemoryBudget(t *testing.T) {
 	// by a few polls meanwhile, the answer buffers kept for reuse are 16
 	// MiB).
 	Eventually(t, 30*time.Second, 100*time.Millisecond, func() error {
-		if rss := procStatus(t, agg, "VmRSS"); rss > idleRSS+64<<20 {
+		if rss := readMemory(t, agg).rss; rss > idleRSS+64<<20 {
 			return fmt.Errorf("RSS %d MiB after the load, %d MiB idle", rss>>20, idleRSS>>20)
 		}
 		return nil
