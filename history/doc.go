@@ -21,6 +21,12 @@
 // What either drops is counted by reason (Dropped), logged, and kept as a
 // streak (Streak) that the aggregator's readiness reads.
 //
+// A history can be kept in a directory (Persist): the encoded runs, which
+// never change once sealed, are written by a goroutine of their own as they
+// seal, each to a checksummed file of its own, and loaded back at start-up;
+// only the head, the newest blocks not yet in a run, is lost with the
+// process (disk.go, diskfile.go).
+//
 // Series are named and scaled exactly as /metrics exports them: the metric
 // name of the column from the schema, the row's identity labels (an empty
 // value is no label), and the source value times the column's scale.

@@ -63,6 +63,9 @@ type History struct {
 	pending *pendingRun
 	// cellBytes is the last run's size per cell, to size the next.
 	cellBytes float64
+
+	// disk keeps the sealed runs, when set by Persist.
+	disk atomic.Pointer[Disk]
 }
 
 // Compression says when and how fast a history encodes its blocks.
@@ -218,7 +221,11 @@ func (h *History) Append(s *snapshot.Snapshot) {
 	blocks = append(blocks, keep...)
 	blocks = append(blocks, &block{t: t, lay: lay, values: lay.gather(s, rows)})
 	h.compress(blocks)
-	h.view.Store(&View{blocks: blocks, metrics: s.Metrics()})
+	v := &View{blocks: blocks, metrics: s.Metrics()}
+	h.view.Store(v)
+	if d := h.disk.Load(); d != nil {
+		d.notify(v)
+	}
 	h.drops.appended()
 }
 
@@ -322,7 +329,9 @@ func (h *History) compress(blocks []*block) {
 
 // cut returns the next run to encode: the oldest plain blocks from cutFrom
 // on that share a layout, once there are runBlocks of them or the layout
-// changed after them, leaving out the newest block.
+// changed after them, leaving out the newest block. A history kept on disk
+// encodes every stretch a new layout closed, however short, since the disk
+// keeps only encoded runs.
 func (h *History) cut(blocks []*block) *pendingRun {
 	end := len(blocks) - 1
 	i := sort.Search(end, func(i int) bool { return blocks[i].t >= h.cutFrom })
@@ -336,7 +345,7 @@ func (h *History) cut(blocks []*block) *pendingRun {
 	}
 	switch n := j - i; {
 	case n == h.comp.RunBlocks:
-	case j < end && n < h.comp.MinRun: // closed by a new layout, and short
+	case j < end && n < h.comp.MinRun && h.disk.Load() == nil: // closed by a new layout, and short
 		h.cutFrom = blocks[j].t
 		return nil
 	case j < end: // closed by a new layout

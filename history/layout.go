@@ -22,10 +22,11 @@ import (
 // __name__ as the first label name, id order is labels.Compare order, so a
 // selection comes out sorted and a metric's series are contiguous.
 type layout struct {
-	labelNames []string  // row label names, snapshot order
-	names      []string  // metric name per column, snapshot order
-	scales     []float64 // the scale gather applies per column
-	rowValues  []string  // row-major label values, len(labelNames) per row
+	metrics    []schema.Metric // the columns, as the snapshot described them
+	labelNames []string        // row label names, snapshot order
+	names      []string        // metric name per column, snapshot order
+	scales     []float64       // the scale gather applies per column
+	rowValues  []string        // row-major label values, len(labelNames) per row
 	numRows    int
 
 	rowOrder []int32 // rowRank -> row
@@ -45,27 +46,39 @@ type layout struct {
 // newLayout builds the series table of a snapshot.
 func newLayout(s *snapshot.Snapshot) *layout {
 	l := &layout{
-		labelNames:   slices.Clone(s.LabelNames()),
-		numRows:      s.NumRows(),
-		labelOrdered: true,
+		labelNames: slices.Clone(s.LabelNames()),
+		numRows:    s.NumRows(),
 	}
-	for _, m := range s.Metrics() {
-		l.names = append(l.names, m.Name)
-		l.scales = append(l.scales, m.Scale)
-	}
-	for _, n := range l.labelNames {
-		if n < model.MetricNameLabel {
-			l.labelOrdered = false
-		}
-	}
+	l.setColumns(s.Metrics())
 	l.rowValues = make([]string, 0, l.numRows*len(l.labelNames))
 	for row := range l.numRows {
 		l.rowValues = append(l.rowValues, s.RowLabels(row)...)
 	}
 	l.rank()
+	l.finish()
+	return l
+}
+
+// setColumns sets the columns' descriptions, metric names and scales.
+func (l *layout) setColumns(metrics []schema.Metric) {
+	l.metrics = metrics
+	l.names, l.scales = make([]string, len(metrics)), make([]float64, len(metrics))
+	for i, m := range metrics {
+		l.names[i], l.scales[i] = m.Name, m.Scale
+	}
+}
+
+// finish derives the rest of a layout from its columns, label names, rows
+// and their orders: the postings and the size estimate.
+func (l *layout) finish() {
+	l.labelOrdered = true
+	for _, n := range l.labelNames {
+		if n < model.MetricNameLabel {
+			l.labelOrdered = false
+		}
+	}
 	l.index()
 	l.bytes = l.size()
-	return l
 }
 
 // Estimated sizes of what a layout holds: a string header, and a map entry
