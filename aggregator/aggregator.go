@@ -43,7 +43,8 @@ type Config struct {
 	// DemoPorts > 0 makes the demo fabric per-port, served in UFM's layout.
 	DemoPorts int
 	// StoragePath, if set, is a directory where each source's last good
-	// snapshot is kept across restarts.
+	// snapshot and the sealed runs of its PromQL history are kept across
+	// restarts.
 	StoragePath string
 	// EnablePprof serves net/http/pprof under /debug/pprof/.
 	EnablePprof bool
@@ -162,6 +163,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		defer stop()
 		a.sources[0].poller.Fetcher.URL = url
 	}
+	closeHistories := a.openHistories()
+	defer closeHistories()
 	a.restore()
 	var wg sync.WaitGroup
 	for _, src := range a.sources {

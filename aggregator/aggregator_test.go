@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/fabrictelemetry/aggregator/config"
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/internal/testproc"
 	"github.com/fabrictelemetry/aggregator/queryapi"
@@ -271,6 +272,62 @@ func TestStorageSurvivesRestart(t *testing.T) {
 	if !strings.Contains(logs.String(), "Ignoring unreadable state file") {
 		t.Errorf("corrupt state file not reported; logs:\n%s", logs.String())
 	}
+}
+
+// TestStorageKeepsHistory: with a storage path, the sealed runs of a
+// source's PromQL history survive a restart: the restarted aggregator's
+// history is the first one's up to its newest sealed snapshot, then the
+// restored last snapshot, before the first poll.
+func TestStorageKeepsHistory(t *testing.T) {
+	dir := t.TempDir()
+	src := newFakeSource(t, 3, 0, 7)
+	cfg := Config{Sources: []config.Source{sourceConfig("default", src.url, nil)}, StoragePath: dir}
+	first, err := New(withLogger(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = first.Run(ctx); close(done) }()
+	h := first.sources[0].history
+	// Past one run: the small fabric's is sealed in the append that
+	// completes it.
+	for range history.DefaultCompression.RunBlocks + 5 {
+		src.advance()
+		eventually(t, "poll of the new time", func() error {
+			if v := h.Load(); v.Len() == 0 || !v.Times()[v.Len()-1].Equal(src.tick) {
+				return fmt.Errorf("history at %v, source at %s", v.Times(), src.tick)
+			}
+			return nil
+		})
+	}
+	cancel()
+	<-done
+	disk := h.Disk()
+	if disk == nil {
+		t.Fatal("the history is not kept")
+	}
+	through := disk.Stats().SealedThrough
+	var want []time.Time
+	for _, ts := range h.Load().Times() {
+		if !ts.After(through) {
+			want = append(want, ts)
+		}
+	}
+	if len(want) < history.DefaultCompression.RunBlocks {
+		t.Fatalf("sealed through %s: %d snapshots", through, len(want))
+	}
+	want = append(want, src.tick) // the restored last snapshot
+
+	down := cfg
+	down.Sources = []config.Source{sourceConfig("default", "http://127.0.0.1:1/counters", nil)}
+	restarted := start(t, down)
+	eventually(t, "history kept", func() error {
+		if got := restarted.sources[0].history.Load().Times(); !slices.Equal(got, want) {
+			return fmt.Errorf("history after the restart:\n got  %v\n want %v", got, want)
+		}
+		return nil
+	})
 }
 
 func withLogger(t *testing.T, cfg Config) Config {

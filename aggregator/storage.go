@@ -6,8 +6,42 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
+
+// historyDir is where a source's PromQL history is kept.
+func (a *Aggregator) historyDir(src *source) string {
+	return filepath.Join(a.cfg.StoragePath, "history", src.cfg.Name)
+}
+
+// openHistories loads each source's PromQL history kept under the storage
+// path, and keeps writing the runs it seals there (see history.Persist).
+// It runs before restore, whose snapshot is appended after what it loads,
+// and before the first poll. The returned func stops the writers once
+// they have written what the histories sealed, after the last poll. A
+// directory that cannot be used costs the source its kept history, never
+// its polling.
+func (a *Aggregator) openHistories() (closeAll func()) {
+	if a.cfg.StoragePath == "" {
+		return func() {}
+	}
+	var disks []*history.Disk
+	for _, src := range a.sources {
+		d, err := src.history.Persist(a.historyDir(src))
+		if err != nil {
+			a.cfg.Logger.Error("History directory unusable; the source's PromQL history will not be kept", "source_name", src.cfg.Name,
+				"path", a.historyDir(src), "err", err)
+			continue
+		}
+		disks = append(disks, d)
+	}
+	return func() {
+		for _, d := range disks {
+			_ = d.Close()
+		}
+	}
+}
 
 // stateFile is where a source's last good snapshot is kept.
 func (a *Aggregator) stateFile(src *source) string {

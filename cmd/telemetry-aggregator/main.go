@@ -56,7 +56,7 @@ func run(args []string) int {
 	maxClockSkew := app.Flag("source.max-clock-skew", "How far ahead of the poll time a source's timestamp may be; a snapshot further ahead is stamped with the poll time instead, counted and logged. A timestamp in the past is kept. 0: never clamp.").
 		Default("10s").Duration()
 	app.Flag("source.max-staleness", "Age of the freshest data after which /-/ready fails (0: three times the longest poll interval). Stale data is still served, with its age.").Default("0s").DurationVar(&cfg.MaxStaleness)
-	app.Flag("storage.path", "Directory where each source's last good snapshot is kept, written atomically after every accepted poll and served again at start-up with its original time. Empty: nothing is kept.").StringVar(&cfg.StoragePath)
+	app.Flag("storage.path", "Directory where each source's last good snapshot is kept, written atomically after every accepted poll and served again at start-up with its original time, and its PromQL history: each run of 30 polls written once it is encoded, and loaded at start-up, so a restart loses at most the 43 polls before the last (about 7 minutes at 10s; see docs/configuration.md). Empty: nothing is kept.").StringVar(&cfg.StoragePath)
 	app.Flag("demo", "Run a simulated fabric in-process on a free loopback port and poll it instead of --source.url or --config.file.").BoolVar(&cfg.Demo)
 	app.Flag("demo.switches", "Switches in the --demo fabric.").Default("50").IntVar(&cfg.DemoSwitches)
 	app.Flag("demo.ports", "Ports per switch in the --demo fabric; > 0 serves per-port counters in UFM's layout.").Default("0").IntVar(&cfg.DemoPorts)
