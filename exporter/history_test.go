@@ -66,3 +66,66 @@ func TestHistoryMetrics(t *testing.T) {
 		t.Errorf("lint: %s: %s", p.Metric, p.Text)
 	}
 }
+
+var storageMetricNames = []string{
+	"fabric_history_storage_snapshots_loaded", "fabric_history_storage_files_unreadable_total",
+	"fabric_history_storage_runs_written_total", "fabric_history_storage_bytes_written_total",
+	"fabric_history_storage_failures_total", "fabric_history_storage_runs_unwritten_total",
+	"fabric_history_storage_sealed_through_timestamp_seconds",
+}
+
+// TestHistoryStorageMetrics: a history kept on disk exports what its Disk
+// did, as DiskStats says; one that is not exports nothing of the kind.
+func TestHistoryStorageMetrics(t *testing.T) {
+	dir := t.TempDir()
+	kept := history.New(time.Hour).WithCompression(history.Compression{RunBlocks: 2, Spread: 1, MinRun: 1, MinBatch: 1})
+	d, err := kept.Persist(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	e := New(&snapshot.Store{}, Options{})
+	e.AddHistory("east", kept)
+	e.AddHistory("west", history.New(time.Hour))
+	for k := range 6 {
+		kept.Append(historytest.Fixture(t, k))
+	}
+	d.Close() // it writes what was sealed, then its stats stay
+	st := d.Stats()
+	if st.RunsWritten == 0 {
+		t.Fatalf("nothing written: %+v", st)
+	}
+	want := fmt.Sprintf(`
+# HELP fabric_history_storage_bytes_written_total Bytes of history files written under --storage.path.
+# TYPE fabric_history_storage_bytes_written_total counter
+fabric_history_storage_bytes_written_total{source="east"} %d
+# HELP fabric_history_storage_failures_total Writes and deletions of history files under --storage.path that failed (each is tried again).
+# TYPE fabric_history_storage_failures_total counter
+fabric_history_storage_failures_total{source="east"} 0
+# HELP fabric_history_storage_files_unreadable_total History files under --storage.path skipped at start-up: corrupt, truncated, of an unknown format version, or a run whose layout is unreadable.
+# TYPE fabric_history_storage_files_unreadable_total counter
+fabric_history_storage_files_unreadable_total{source="east"} 0
+# HELP fabric_history_storage_runs_unwritten_total Sealed runs of the source's PromQL history that left it before they could be written under --storage.path.
+# TYPE fabric_history_storage_runs_unwritten_total counter
+fabric_history_storage_runs_unwritten_total{source="east"} 0
+# HELP fabric_history_storage_runs_written_total Sealed runs of the source's PromQL history written under --storage.path.
+# TYPE fabric_history_storage_runs_written_total counter
+fabric_history_storage_runs_written_total{source="east"} %d
+# HELP fabric_history_storage_sealed_through_timestamp_seconds Time of the newest snapshot of the source's PromQL history kept under --storage.path: a restart loads the history up to it. 0 when none is.
+# TYPE fabric_history_storage_sealed_through_timestamp_seconds gauge
+fabric_history_storage_sealed_through_timestamp_seconds{source="east"} %g
+# HELP fabric_history_storage_snapshots_loaded Snapshots of the source's PromQL history loaded from --storage.path at start-up.
+# TYPE fabric_history_storage_snapshots_loaded gauge
+fabric_history_storage_snapshots_loaded{source="east"} 0
+`, st.BytesWritten, st.RunsWritten, float64(st.SealedThrough.UnixMilli())/1e3)
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want), storageMetricNames...); err != nil {
+		t.Fatal(err)
+	}
+	problems, err := testutil.GatherAndLint(e.Registry(), storageMetricNames...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint: %s: %s", p.Metric, p.Text)
+	}
+}

@@ -149,9 +149,11 @@ func (m *selfMetrics) observe(c ingest.Cycle) {
 }
 
 // historyCollector exports each source's PromQL history as of the scrape:
-// what it holds and what it dropped, by reason, every reason from start-up.
+// what it holds and what it dropped, by reason, every reason from start-up,
+// and, for a history kept under --storage.path, what its Disk did.
 type historyCollector struct {
 	dropped, series, bytes, snapshots *prometheus.Desc
+	storage                           storageDescs
 
 	mu      sync.Mutex
 	sources []string
@@ -169,7 +171,41 @@ func newHistoryCollector() *historyCollector {
 		series:    desc("series", "Series the source's PromQL history holds, counted per distinct set of rows and columns as --query.max-history-series counts them."),
 		bytes:     desc("bytes", "Bytes the source's PromQL history holds: samples, plain and encoded, and an estimate of its series tables."),
 		snapshots: desc("snapshots", "Snapshots the source's PromQL history holds."),
+		storage: storageDescs{
+			loaded:     desc("storage_snapshots_loaded", "Snapshots of the source's PromQL history loaded from --storage.path at start-up."),
+			unreadable: desc("storage_files_unreadable_total", "History files under --storage.path skipped at start-up: corrupt, truncated, of an unknown format version, or a run whose layout is unreadable."),
+			runs:       desc("storage_runs_written_total", "Sealed runs of the source's PromQL history written under --storage.path."),
+			bytes:      desc("storage_bytes_written_total", "Bytes of history files written under --storage.path."),
+			failures:   desc("storage_failures_total", "Writes and deletions of history files under --storage.path that failed (each is tried again)."),
+			unwritten:  desc("storage_runs_unwritten_total", "Sealed runs of the source's PromQL history that left it before they could be written under --storage.path."),
+			sealed:     desc("storage_sealed_through_timestamp_seconds", "Time of the newest snapshot of the source's PromQL history kept under --storage.path: a restart loads the history up to it. 0 when none is."),
+		},
 	}
+}
+
+// storageDescs describe what a history's Disk did.
+type storageDescs struct {
+	loaded, unreadable, runs, bytes, failures, unwritten, sealed *prometheus.Desc
+}
+
+func (d *storageDescs) describe(ch chan<- *prometheus.Desc) {
+	for _, desc := range []*prometheus.Desc{d.loaded, d.unreadable, d.runs, d.bytes, d.failures, d.unwritten, d.sealed} {
+		ch <- desc
+	}
+}
+
+func (d *storageDescs) collect(ch chan<- prometheus.Metric, st history.DiskStats, src string) {
+	sealed := 0.0
+	if !st.SealedThrough.IsZero() {
+		sealed = float64(st.SealedThrough.UnixMilli()) / 1e3
+	}
+	ch <- prometheus.MustNewConstMetric(d.loaded, prometheus.GaugeValue, float64(st.LoadedSnapshots), src)
+	ch <- prometheus.MustNewConstMetric(d.unreadable, prometheus.CounterValue, float64(st.Unreadable), src)
+	ch <- prometheus.MustNewConstMetric(d.runs, prometheus.CounterValue, float64(st.RunsWritten), src)
+	ch <- prometheus.MustNewConstMetric(d.bytes, prometheus.CounterValue, float64(st.BytesWritten), src)
+	ch <- prometheus.MustNewConstMetric(d.failures, prometheus.CounterValue, float64(st.Failures), src)
+	ch <- prometheus.MustNewConstMetric(d.unwritten, prometheus.CounterValue, float64(st.Unwritten), src)
+	ch <- prometheus.MustNewConstMetric(d.sealed, prometheus.GaugeValue, sealed, src)
 }
 
 func (c *historyCollector) add(source string, h *history.History) {
@@ -184,6 +220,7 @@ func (c *historyCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.series
 	ch <- c.bytes
 	ch <- c.snapshots
+	c.storage.describe(ch)
 }
 
 func (c *historyCollector) Collect(ch chan<- prometheus.Metric) {
@@ -200,5 +237,8 @@ func (c *historyCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.series, prometheus.GaugeValue, float64(st.Series), src)
 		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes()), src)
 		ch <- prometheus.MustNewConstMetric(c.snapshots, prometheus.GaugeValue, float64(v.Len()), src)
+		if d := h.Disk(); d != nil {
+			c.storage.collect(ch, d.Stats(), src)
+		}
 	}
 }
