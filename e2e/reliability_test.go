@@ -242,7 +242,7 @@ func TestRestartKeepsSnapshot(t *testing.T) {
 	})
 	restarted.Stop(t)
 
-	files, _ := filepath.Glob(filepath.Join(dir, "*"))
+	files, _ := filepath.Glob(filepath.Join(dir, "*.snapshot"))
 	if len(files) == 0 {
 		t.Fatal("no state file written")
 	}
