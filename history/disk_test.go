@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/labels"
 
+	"github.com/fabrictelemetry/aggregator/internal/historytest"
 	"github.com/fabrictelemetry/aggregator/internal/testproc"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -535,4 +536,39 @@ func TestPersistWriteFailures(t *testing.T) {
 	}
 	reloaded, _ := reopen(t, dir, 2*time.Minute, shortRuns, nil)
 	sameAfterHead(t, h, reloaded, snaps)
+}
+
+// What a restart may lose is the head: the blocks after the newest sealed
+// one. With the default compression at fabric scale (a run's encoding
+// spread over Spread appends), the disk is never more than RunBlocks +
+// Spread - 1 snapshots behind the history's newest, and is that far just
+// before each run seals.
+func TestPersistLosesAtMostTheHead(t *testing.T) {
+	c := DefaultCompression
+	c.MinBatch = 1 // as at fabric scale, where Spread sets the batch
+	h := New(time.Hour).WithCompression(c)
+	d, err := h.Persist(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	cols := allColumns()
+	switches := 15 * 4 // series a multiple of Spread: a run takes Spread appends
+	var s *snapshot.Snapshot
+	behind := 0
+	for k := range 200 {
+		s = historytest.BenchSnapshot(t, switches, k, cols, s)
+		h.Append(s)
+		waitSynced(t, h, d)
+		n := 0
+		for _, ts := range h.Load().Times() {
+			if ts.After(d.Stats().SealedThrough) {
+				n++
+			}
+		}
+		behind = max(behind, n)
+	}
+	if want := c.RunBlocks + c.Spread - 1; behind != want {
+		t.Errorf("the disk was up to %d snapshots behind, want %d", behind, want)
+	}
 }
