@@ -137,8 +137,8 @@ func (a *API) wrap(f apiFunc) http.Handler {
 		heavy := false
 		a.release.start()
 		defer func() { a.release.end(heavy) }()
-		if err := r.ParseForm(); err != nil {
-			a.respondError(w, badData(fmt.Errorf("error parsing form values: %w", err)))
+		if err := parseForm(w, r); err != nil {
+			a.respondError(w, err)
 			return
 		}
 		res := f(r)

@@ -228,7 +228,29 @@ func (a *API) flags(*http.Request) result {
 // The aggregator keeps no exemplars, rules or alerts; clients such as
 // Grafana ask on start-up and want an empty answer, not an error.
 
-func (*API) exemplars(*http.Request) result { return result{data: []struct{}{}} }
+// exemplars checks its parameters as Prometheus does (a query is required,
+// start and end are times in order) and answers that there are none.
+func (a *API) exemplars(r *http.Request) result {
+	start, err := parseTimeParam(r, "start", minTime)
+	if err != nil {
+		return result{err: invalidParam(err, "start")}
+	}
+	end, err := parseTimeParam(r, "end", maxTime)
+	if err != nil {
+		return result{err: invalidParam(err, "end")}
+	}
+	if end.Before(start) {
+		return result{err: badData(errors.New("end timestamp must not be before start timestamp"))}
+	}
+	qs, apiErr := a.queryText(r)
+	if apiErr != nil {
+		return result{err: apiErr}
+	}
+	if _, err := a.parser.ParseExpr(qs); err != nil {
+		return result{err: badData(err)}
+	}
+	return result{data: []struct{}{}}
+}
 
 func (*API) rules(*http.Request) result {
 	return result{data: map[string][]struct{}{"groups": {}}}

@@ -123,11 +123,28 @@ func (a *API) run(ctx context.Context, qry promql.Query) result {
 		return result{err: e, warnings: res.Warnings, heavy: heavy}
 	}
 	return result{
-		data:      queryData{ResultType: res.Value.Type(), Result: res.Value},
+		data:      queryData{ResultType: res.Value.Type(), Result: nonNil(res.Value)},
 		warnings:  res.Warnings,
 		finalizer: qry.Close,
 		heavy:     heavy,
 	}
+}
+
+// nonNil returns an empty vector or matrix for a nil one, which the engine
+// returns for some empty results (a range query of sum(nothing)): the API
+// answers "result": [], never null, which strict decoders reject.
+func nonNil(v parser.Value) parser.Value {
+	switch v := v.(type) {
+	case promql.Matrix:
+		if v == nil {
+			return promql.Matrix{}
+		}
+	case promql.Vector:
+		if v == nil {
+			return promql.Vector{}
+		}
+	}
+	return v
 }
 
 // queryText returns the query parameter, refusing one over the length limit

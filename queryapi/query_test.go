@@ -221,3 +221,36 @@ func TestRetentionEdgeQuery(t *testing.T) {
 	// an interval (5s): 1500·35/30 = 1750 over 60s.
 	checkVector(t, "rate", a.instant(t, "rate(fabric_switch_transmit_bytes_total{switch_id=\"SW-01\"}[1m])", 50*time.Second), map[string]float64{"SW-01": 1750.0 / 60})
 }
+
+// The engine returns a nil matrix for a range query of an aggregation over
+// nothing; the answer is [], never null, which strict decoders such as the
+// compliance tester's client_golang reject.
+func TestEmptyResultsAreArrays(t *testing.T) {
+	a := newTestAPI(t, fixtureHistory(t), Options{})
+	rng := []string{"start", unix(0), "end", unix(50 * time.Second), "step", "10"}
+	for _, tc := range []struct {
+		path   string
+		params []string
+	}{
+		{"/api/v1/query_range", append([]string{"query", "sum(nonexistent_metric_name)"}, rng...)},
+		{"/api/v1/query_range", append([]string{"query", "stddev(fabric_switch_temperature_celsius > 1000)"}, rng...)},
+		{"/api/v1/query_range", append([]string{"query", "nonexistent_metric_name"}, rng...)},
+		{"/api/v1/query", []string{"query", "sum(nonexistent_metric_name)"}},
+		{"/api/v1/query", []string{"query", "nonexistent_metric_name[1m]"}},
+	} {
+		res := decode[queryResult](t, a.ok(t, tc.path, tc.params...))
+		if string(res.Result) != "[]" {
+			t.Errorf("%s %v: result %s, want []", tc.path, tc.params, res.Result)
+		}
+	}
+	for _, tc := range [][]string{
+		{"/api/v1/series", "match[]", "nonexistent_metric_name"},
+		{"/api/v1/labels", "match[]", "nonexistent_metric_name"},
+		{"/api/v1/label/nonexistent/values"},
+		{"/api/v1/query_exemplars", "query", "nonexistent_metric_name"},
+	} {
+		if got := string(a.ok(t, tc[0], tc[1:]...)); got != "[]" {
+			t.Errorf("%v: %s, want []", tc, got)
+		}
+	}
+}
