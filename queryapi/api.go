@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"os"
 	"strconv"
 	"time"
 
@@ -36,6 +37,8 @@ type API struct {
 	metrics    *metrics
 	logger     *slog.Logger
 	now        func() time.Time
+	started    time.Time // when New ran, the start of the service
+	cwd        string
 }
 
 // New returns the API over the histories of every source (one per source,
@@ -67,12 +70,16 @@ func New(histories []*history.History, table *schema.Table, opts Options) *API {
 	opts.Logger.Info("Query limits", "max_samples", opts.MaxSamples, "max_series", opts.MaxSeries,
 		"max_response_bytes", opts.MaxResponseBytes, "max_concurrency", opts.MaxConcurrency,
 		"memory_limit", opts.MemoryLimit, "query_memory", opts.QueryMemory())
+	cwd, err := os.Getwd()
+	if err != nil {
+		cwd = "<error retrieving current working directory>" // as Prometheus says
+	}
 	return &API{
 		histories: histories, table: table, opts: opts,
 		queryable: history.Union(histories...), engine: engine, parser: p, gate: g,
 		chunks: newChunkPool(pooledChunks), release: newReleaser(), heavyBytes: opts.QueryMemory() / heavyShare,
 		metrics: newMetrics(opts.Registerer),
-		logger:  opts.Logger, now: time.Now,
+		logger:  opts.Logger, now: time.Now, started: time.Now(), cwd: cwd,
 	}
 }
 
@@ -93,10 +100,14 @@ func (a *API) Register(r *mux.Router) {
 		{"/api/v1/label/{name}/values", a.labelValues, get},
 		{"/api/v1/metadata", a.metadata, get},
 		{"/api/v1/query_exemplars", a.exemplars, both},
+		{"/api/v1/format_query", a.formatQuery, both},
+		{"/api/v1/parse_query", a.parseQuery, both},
 		{"/api/v1/rules", a.rules, get},
 		{"/api/v1/alerts", a.alerts, get},
 		{"/api/v1/status/buildinfo", a.buildInfo, get},
 		{"/api/v1/status/flags", a.flags, get},
+		{"/api/v1/status/runtimeinfo", a.runtimeInfo, get},
+		{"/api/v1/status/tsdb", a.tsdbStatus, get},
 	} {
 		r.Handle(e.path, a.wrap(e.f)).Methods(e.methods...)
 	}

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/alecthomas/units"
 	"github.com/gorilla/mux"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/common/version"
@@ -206,22 +205,6 @@ func (*API) buildInfo(*http.Request) result {
 	return result{data: buildInfo{
 		Version: version.Version, Revision: version.Revision, Branch: version.Branch,
 		BuildUser: version.BuildUser, BuildDate: version.BuildDate, GoVersion: version.GoVersion,
-	}}
-}
-
-// flags lists the query service's settings, as Prometheus lists its flags.
-func (a *API) flags(*http.Request) result {
-	o := a.opts
-	return result{data: map[string]string{
-		"query.retention":          model.Duration(o.Retention).String(),
-		"query.timeout":            model.Duration(o.Timeout).String(),
-		"query.max-samples":        strconv.Itoa(o.MaxSamples),
-		"query.max-series":         strconv.Itoa(o.MaxSeries),
-		"query.max-response-bytes": units.Base2Bytes(o.MaxResponseBytes).String(),
-		"query.max-concurrency":    strconv.Itoa(o.MaxConcurrency),
-		"query.max-length":         strconv.Itoa(o.MaxQueryLength),
-		"query.lookback-delta":     model.Duration(o.LookbackDelta).String(),
-		"query.max-history-series": strconv.Itoa(o.MaxHistorySeries),
 	}}
 }
 

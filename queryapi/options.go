@@ -60,6 +60,10 @@ type Options struct {
 	// (history.History.WithMaxSeries); 0 is no limit, and withDefaults
 	// leaves it so. The aggregator gives it to the histories.
 	MaxHistorySeries int
+
+	// Flags are the binary's flags and values for /api/v1/status/flags
+	// (FlagValues); nil lists the query settings alone.
+	Flags map[string]string
 }
 
 // AddFlags registers the --query.* flags and returns the options they fill.
@@ -83,6 +87,7 @@ func AddFlags(app *kingpin.Application) *Options {
 		Default("16384").IntVar(&o.MaxQueryLength)
 	app.Flag("query.lookback-delta", "How far back an instant vector selector looks for a sample.").
 		Default(DefaultLookbackDelta.String()).DurationVar(&o.LookbackDelta)
+
 	return o
 }
 

@@ -80,6 +80,7 @@ func run(args []string) int {
 	source.Interval, source.Timeout, source.MaxBytes = model.Duration(*interval), model.Duration(*timeout), config.Bytes(*maxBytes)
 	source.MaxClockSkew = model.Duration(*maxClockSkew)
 	cfg.Query = *queryOpts
+	cfg.Query.Flags = queryapi.FlagValues(app)
 	cfg.Logger = promslog.New(logConfig)
 	cfg.Logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 	if err := setGoMemLimit(*autoMemLimit, *autoMemLimitRatio, cfg.Logger); err != nil {
