@@ -123,13 +123,29 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	if view == nil || len(view.Parts()) == 0 {
 		return
 	}
-	for _, f := range viewGauges(view) {
-		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(f.name, f.help, nil, nil), prometheus.GaugeValue, f.value)
-	}
+	collectViewGauges(ch, view)
 	claimed := map[string]bool{}
 	for _, snap := range view.Parts() {
 		fams, _ := claim(claimed, dataFamilies(snap))
 		collectPart(ch, snap, fams)
+	}
+}
+
+func collectViewGauges(ch chan<- prometheus.Metric, view *snapshot.View) {
+	for _, f := range viewGauges(view) {
+		ch <- prometheus.MustNewConstMetric(prometheus.NewDesc(f.name, f.help, nil, nil), prometheus.GaugeValue, f.value)
+	}
+}
+
+// viewGaugeCollector exports the view-level gauges of a store's current
+// view alone, for SelfGatherer.
+type viewGaugeCollector struct{ store snapshot.Loader }
+
+func (viewGaugeCollector) Describe(chan<- *prometheus.Desc) {}
+
+func (c viewGaugeCollector) Collect(ch chan<- prometheus.Metric) {
+	if view := c.store.Load(); view != nil && len(view.Parts()) > 0 {
+		collectViewGauges(ch, view)
 	}
 }
 

@@ -68,6 +68,7 @@ func AddFlags(app *kingpin.Application) *Options {
 // own metrics.
 type Exporter struct {
 	self     *prometheus.Registry
+	views    *prometheus.Registry // the view-level gauges, for SelfGatherer
 	metrics  *selfMetrics
 	cache    expositionCache
 	inflight chan struct{} // nil without a limit
@@ -93,6 +94,8 @@ func New(store snapshot.Loader, opts Options) *Exporter {
 	e.metrics = newSelfMetrics(e.self)
 	e.histories = newHistoryCollector()
 	e.self.MustRegister(e.histories)
+	e.views = prometheus.NewRegistry()
+	e.views.MustRegister(viewGaugeCollector{store})
 	e.cache = expositionCache{store: store, onRender: e.logSkipped, onDropped: e.logDropped}
 	return e
 }
@@ -100,6 +103,13 @@ func New(store snapshot.Loader, opts Options) *Exporter {
 // Registry is the registry of the self-metrics, for other parts of the
 // aggregator to add theirs; it is served on /metrics too.
 func (e *Exporter) Registry() *prometheus.Registry { return e.self }
+
+// SelfGatherer gathers what /metrics serves besides the switch data: the
+// self-metrics and the view-level gauges (fabric_snapshot_*), which the
+// history does not hold, for the query API to record (package selfscrape).
+func (e *Exporter) SelfGatherer() prometheus.Gatherer {
+	return prometheus.Gatherers{e.self, e.views}
+}
 
 // AddSource creates the ingestion self-metrics of a source, at zero and
 // with fabric_source_up 0, so that they exist before its first poll. Call it
