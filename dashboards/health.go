@@ -101,7 +101,9 @@ func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 			query(s(monitoring.GoHeapInuseBytes), "{{instance}} heap in use"),
 			query(s(monitoring.GoHeapAllocBytes), "{{instance}} heap allocated"))).
 		WithPanel(timeseriesPanel("GC pauses", "Longest GC stop-the-world pause and the mean pause per collection.", "s",
-			query(fmt.Sprintf(`%s{%s, quantile="1"}`, monitoring.GoGCDuration, job), "{{instance}} max"),
+			// Prometheus 3 writes the quantile of a scraped summary as a
+			// float: 1.0, never 1.
+			query(fmt.Sprintf(`%s{%s, quantile="1.0"}`, monitoring.GoGCDuration, job), "{{instance}} max"),
 			query(fmt.Sprintf("%s / %s", rate(monitoring.GoGCDuration+"_sum"), rate(monitoring.GoGCDuration+"_count")), "{{instance}} mean"))).
 		WithPanel(timeseriesPanel("GC rate", "Garbage collections per second.", "ops",
 			query(rate(monitoring.GoGCDuration+"_count"), "{{instance}}"))).
