@@ -4,6 +4,7 @@
 package aggregator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -19,9 +20,11 @@ import (
 
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/exporter"
+	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
+	"github.com/fabrictelemetry/aggregator/selfscrape"
 	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -64,6 +67,9 @@ type Aggregator struct {
 	router  *mux.Router
 	demo    *simulator.Simulator
 	exp     *exporter.Exporter
+	// self records the self-metrics for the query API; nil when
+	// --query.self-metrics-interval is 0.
+	self *selfscrape.Store
 	// mu serialises the writers of several sources while they merge their
 	// parts into the next view. Readers never take it.
 	mu     sync.Mutex
@@ -99,6 +105,15 @@ func New(cfg Config) (*Aggregator, error) {
 	expOpts.Logger = cfg.Logger.With("component", "exporter")
 	a.exp = exporter.New(a.store, expOpts)
 	a.OnCycle(a.exp.Observe)
+	if q := cfg.Query; q.SelfMetricsInterval > 0 {
+		a.self = selfscrape.New(a.exp.SelfGatherer(), selfscrape.Options{
+			Interval:  q.SelfMetricsInterval,
+			Retention: cmp.Or(q.Retention, history.DefaultRetention),
+			Job:       cmp.Or(q.SelfMetricsJob, queryapi.DefaultSelfMetricsJob),
+			Instance:  cmp.Or(q.SelfMetricsInstance, selfscrape.Instance("")),
+			Logger:    cfg.Logger.With("component", "selfscrape"),
+		})
+	}
 	for _, sc := range cfg.Sources {
 		src, err := a.newSource(sc)
 		if err != nil {
@@ -167,6 +182,9 @@ func (a *Aggregator) Run(ctx context.Context) error {
 	defer closeHistories()
 	a.restore()
 	var wg sync.WaitGroup
+	if a.self != nil {
+		wg.Go(func() { a.self.Run(ctx) })
+	}
 	for _, src := range a.sources {
 		p := src.poller
 		a.cfg.Logger.Info("Polling source", append([]any{"source_name", src.cfg.Name, "url", p.Fetcher.URL, "format", src.cfg.Format,

@@ -31,6 +31,9 @@ func (a *Aggregator) routes() {
 	queryOpts := a.cfg.Query
 	queryOpts.Logger = a.cfg.Logger.With("component", "query")
 	queryOpts.Registerer = a.exp.Registry()
+	if a.self != nil {
+		queryOpts.SelfMetrics = a.self
+	}
 	queryapi.New(a.histories(), a.cfg.Schema, queryOpts).Register(r)
 	r.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "Healthy.")

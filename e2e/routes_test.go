@@ -42,6 +42,7 @@ func (r route) Path() string {
 // looks up; none writes.
 var readOnlyPOST = []string{
 	"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels", "/api/v1/query_exemplars",
+	"/api/v1/format_query", "/api/v1/parse_query",
 }
 
 var (

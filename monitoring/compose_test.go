@@ -12,7 +12,11 @@ import (
 
 	"github.com/compose-spec/compose-go/v2/cli"
 	"github.com/compose-spec/compose-go/v2/types"
+	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/fabrictelemetry/aggregator/monitoring"
+	"github.com/fabrictelemetry/aggregator/queryapi"
 )
 
 // loadCompose loads docker-compose.yml with the compose-spec loader, the
@@ -139,6 +143,9 @@ func TestStackWiring(t *testing.T) {
 	}
 	rulesTarget := mountTarget(t, prom, "prometheus")
 	var cfg struct {
+		Global struct {
+			ScrapeInterval model.Duration `yaml:"scrape_interval"`
+		} `yaml:"global"`
 		RuleFiles []string `yaml:"rule_files"`
 		Alerting  struct {
 			Alertmanagers []struct {
@@ -174,6 +181,18 @@ func TestStackWiring(t *testing.T) {
 	}
 	if !slices.Equal(aggTargets, []string{"aggregator:8080"}) {
 		t.Errorf("prometheus.yml: job fabric-aggregator scrapes %v, want [aggregator:8080]", aggTargets)
+	}
+	// The aggregator records its self-metrics for its query API as this
+	// scrape records them: same job, instance and interval, so that a
+	// dashboard finds the same series on either data source.
+	if want := "--query.self-metrics-instance=" + strings.Join(aggTargets, ","); !slices.Contains(p.Services["aggregator"].Command, want) {
+		t.Errorf("aggregator: command lacks %s: %v", want, p.Services["aggregator"].Command)
+	}
+	if queryapi.DefaultSelfMetricsJob != monitoring.Job || monitoring.Job != "fabric-aggregator" {
+		t.Errorf("self-metrics job %q, scrape job %q", queryapi.DefaultSelfMetricsJob, monitoring.Job)
+	}
+	if cfg.Global.ScrapeInterval != model.Duration(queryapi.DefaultSelfMetricsInterval) {
+		t.Errorf("prometheus.yml scrapes every %s, the aggregator records its self-metrics every %s", cfg.Global.ScrapeInterval, queryapi.DefaultSelfMetricsInterval)
 	}
 	var amTargets []string
 	for _, am := range cfg.Alerting.Alertmanagers {

@@ -9,10 +9,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/prometheus/prometheus/promql/parser"
 
 	"github.com/fabrictelemetry/aggregator/schema"
 
@@ -20,11 +23,14 @@ import (
 )
 
 // TestQueriesAgainstAggregator runs the real binaries (a simulator ticking
-// every second, the aggregator polling it every second) and sends every
-// dashboard and rule expression to the aggregator's own
-// /api/v1/query_range, as Grafana's "Fabric aggregator" data source would:
-// each must run without error. The data dashboards' panels for the switch
-// matrix must also return data. And every metric the dashboards and rules
+// every second, the aggregator polling it and recording its self-metrics
+// every second) and sends every dashboard and rule expression to the
+// aggregator's own /api/v1/query_range, as Grafana's "Fabric aggregator"
+// data source would: each must run without error. The data dashboards'
+// panels for the switch matrix must also return data, and so must every
+// dashboard query of self-metrics (snapshot age, source up, ingestion,
+// HTTP, runtime: the aggregator records them as a scrape of itself would)
+// that does not filter by value. And every metric the dashboards and rules
 // select is on the binary's live /metrics, unless Prometheus makes it (up,
 // ALERTS, recording rules) or only a per-port source has it.
 func TestQueriesAgainstAggregator(t *testing.T) {
@@ -60,7 +66,7 @@ func TestQueriesAgainstAggregator(t *testing.T) {
 	// Every expression through the query API; history needs a few polls
 	// for rate() over the substituted 1m windows.
 	time.Sleep(3 * time.Second)
-	vars := map[string]string{"switch_id": "SW-01", "instance": ".*"}
+	vars := map[string]string{"switch_id": "SW-01", "instance": ".*", "source": ".*"}
 	end := time.Now()
 	// The check can fail: a query the engine rejects is an error.
 	if _, err := queryRange(base, "rate(fabric_switch_ports[1m]) + on (nosuch) group_left rate(fabric_switch_ports)", end.Add(-time.Minute), end, 5*time.Second); err == nil {
@@ -79,7 +85,44 @@ func TestQueriesAgainstAggregator(t *testing.T) {
 		if strings.Contains(e.where, "switch-detail.json panel") && strings.Contains(expr, "fabric_switch_") && n == 0 {
 			t.Errorf("%s: no data from the aggregator\n\t%s", e.where, expr)
 		}
+		if n == 0 && strings.HasPrefix(e.where, "dashboards/") && selfMetricsOnly(t, expr) && !filtersByValue(t, expr) {
+			t.Errorf("%s: no self-metrics from the aggregator\n\t%s", e.where, expr)
+		}
 	}
+}
+
+// selfMetricsOnly reports whether expr selects self-metrics alone (names
+// with a prefix the schema reserves for them) or up.
+func selfMetricsOnly(t *testing.T, expr string) bool {
+	t.Helper()
+	names, err := metricNames(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		if n != "up" && !slices.ContainsFunc(schema.ReservedPrefixes, func(p string) bool { return strings.HasPrefix(n, p) }) {
+			return false
+		}
+	}
+	return len(names) > 0
+}
+
+// filtersByValue reports whether expr has a comparison without bool, which
+// may rightly leave nothing (errors > 0).
+func filtersByValue(t *testing.T, expr string) bool {
+	t.Helper()
+	node, err := newParser().ParseExpr(expr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	parser.Inspect(node, func(n parser.Node, _ []parser.Node) error {
+		if b, ok := n.(*parser.BinaryExpr); ok && b.Op.IsComparisonOperator() && !b.ReturnBool {
+			found = true
+		}
+		return nil
+	})
+	return found
 }
 
 // startStack builds and starts the simulator and the aggregator on free
@@ -99,7 +142,8 @@ func startStack(t *testing.T) string {
 	testproc.Start(t, filepath.Join(dir, "telemetry-simulator"),
 		"--web.listen-address="+simAddr, "--interval=1s", "--switches=5")
 	testproc.Start(t, filepath.Join(dir, "telemetry-aggregator"),
-		"--web.listen-address="+aggAddr, "--source.url=http://"+simAddr+"/counters", "--source.interval=1s")
+		"--web.listen-address="+aggAddr, "--source.url=http://"+simAddr+"/counters", "--source.interval=1s",
+		"--query.self-metrics-interval=1s")
 
 	base := "http://" + aggAddr
 	deadline := time.Now().Add(30 * time.Second)

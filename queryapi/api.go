@@ -76,7 +76,7 @@ func New(histories []*history.History, table *schema.Table, opts Options) *API {
 	}
 	return &API{
 		histories: histories, table: table, opts: opts,
-		queryable: history.Union(histories...), engine: engine, parser: p, gate: g,
+		queryable: merge(history.Union(histories...), opts.SelfMetrics), engine: engine, parser: p, gate: g,
 		chunks: newChunkPool(pooledChunks), release: newReleaser(), heavyBytes: opts.QueryMemory() / heavyShare,
 		metrics: newMetrics(opts.Registerer),
 		logger:  opts.Logger, now: time.Now, started: time.Now(), cwd: cwd,

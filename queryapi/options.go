@@ -8,6 +8,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/prometheus/storage"
 
 	"github.com/fabrictelemetry/aggregator/history"
 )
@@ -61,10 +62,29 @@ type Options struct {
 	// leaves it so. The aggregator gives it to the histories.
 	MaxHistorySeries int
 
+	// The aggregator's own metrics, kept as a Prometheus scrape of the
+	// aggregator would keep them (package selfscrape): how often they are
+	// gathered (0: never) and the job and instance labels they get.
+	SelfMetricsInterval time.Duration
+	SelfMetricsJob      string
+	SelfMetricsInstance string
+
+	// Set by the program rather than by flags:
+	// SelfMetrics, if set, is queried with the histories: the store that
+	// the SelfMetrics* settings fill.
+	SelfMetrics storage.Queryable
 	// Flags are the binary's flags and values for /api/v1/status/flags
 	// (FlagValues); nil lists the query settings alone.
 	Flags map[string]string
 }
+
+// Defaults of the self-metrics settings. The interval and job are those of
+// the aggregator's scrape in prometheus.yml, so that a dashboard reads the
+// same series from the aggregator as from Prometheus.
+const (
+	DefaultSelfMetricsInterval = 10 * time.Second
+	DefaultSelfMetricsJob      = "fabric-aggregator"
+)
 
 // AddFlags registers the --query.* flags and returns the options they fill.
 func AddFlags(app *kingpin.Application) *Options {
@@ -88,6 +108,13 @@ func AddFlags(app *kingpin.Application) *Options {
 	app.Flag("query.lookback-delta", "How far back an instant vector selector looks for a sample.").
 		Default(DefaultLookbackDelta.String()).DurationVar(&o.LookbackDelta)
 
+	// The self-metrics in the query API.
+	app.Flag("query.self-metrics-interval", "How often the aggregator's own metrics (those of /metrics that are not switch data) are recorded for PromQL, as a Prometheus scrape of the aggregator would record them; 0 leaves them out of the query API.").
+		Default(DefaultSelfMetricsInterval.String()).DurationVar(&o.SelfMetricsInterval)
+	app.Flag("query.self-metrics-job", "The job label of the self-metrics in the query API: the aggregator's scrape job in Prometheus.").
+		Default(DefaultSelfMetricsJob).StringVar(&o.SelfMetricsJob)
+	app.Flag("query.self-metrics-instance", "The instance label of the self-metrics in the query API: the address Prometheus scrapes the aggregator at (empty: this host's name and the port of the first --web.listen-address).").
+		StringVar(&o.SelfMetricsInstance)
 	return o
 }
 

@@ -178,7 +178,7 @@ func (a *API) tsdbStatus(r *http.Request) result {
 }
 
 // timeBounds returns the times of the oldest and newest samples the API
-// can query.
+// can query: of the histories, and of the self-metrics if they say.
 func (a *API) timeBounds() (mint, maxt int64) {
 	mint, maxt = math.MaxInt64, math.MinInt64
 	for _, h := range a.histories {
@@ -186,6 +186,12 @@ func (a *API) timeBounds() (mint, maxt int64) {
 			mint = min(mint, timestamp.FromTime(ts[0]))
 			maxt = max(maxt, timestamp.FromTime(ts[len(ts)-1]))
 		}
+	}
+	if b, ok := a.opts.SelfMetrics.(interface{ MinTime() int64 }); ok {
+		mint = min(mint, b.MinTime())
+	}
+	if b, ok := a.opts.SelfMetrics.(interface{ MaxTime() int64 }); ok {
+		maxt = max(maxt, b.MaxTime())
 	}
 	if mint > maxt { // nothing stored yet
 		return 0, 0

@@ -27,6 +27,7 @@ import (
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
+	"github.com/fabrictelemetry/aggregator/selfscrape"
 )
 
 const name = "telemetry-aggregator"
@@ -81,6 +82,9 @@ func run(args []string) int {
 	source.MaxClockSkew = model.Duration(*maxClockSkew)
 	cfg.Query = *queryOpts
 	cfg.Query.Flags = queryapi.FlagValues(app)
+	if cfg.Query.SelfMetricsInstance == "" && len(*webFlags.WebListenAddresses) > 0 {
+		cfg.Query.SelfMetricsInstance = selfscrape.Instance((*webFlags.WebListenAddresses)[0])
+	}
 	cfg.Logger = promslog.New(logConfig)
 	cfg.Logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 	if err := setGoMemLimit(*autoMemLimit, *autoMemLimitRatio, cfg.Logger); err != nil {
