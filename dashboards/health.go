@@ -19,10 +19,11 @@ const (
 
 // AggregatorHealth is the dashboard of the aggregator itself: ingestion
 // cycle latency and failures and health per source, snapshot age and size,
-// HTTP latency and load, memory and GC. It reads the self-metrics and the
-// recording rules of prometheus/recording.yml, so it needs the Prometheus
-// data source. The ingestion panels show one line per source ($source picks
-// them); the snapshot panels describe the whole view the aggregator serves.
+// HTTP latency and load, memory and GC. It reads the self-metrics, which
+// the aggregator's query API has too, and the recording rules of
+// prometheus/recording.yml, which only the Prometheus data source has. The
+// ingestion panels show one line per source ($source picks them); the
+// snapshot panels describe the whole view the aggregator serves.
 func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 	job := fmt.Sprintf(`job="%s", instance=~"$%s"`, monitoring.Job, instanceVar)
 	s := func(metric string) string { return fmt.Sprintf("%s{%s}", metric, job) }
@@ -36,7 +37,7 @@ func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 	sourceQuery := fmt.Sprintf(`label_values(%s, %s)`, s(monitoring.SourceUp), monitoring.SourceLabel)
 
 	b := newDashboard("fabric-aggregator-health", "Aggregator health",
-		"The telemetry aggregator itself: ingestion cycles per source (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC. Needs the Prometheus data source (self-metrics and recording rules).").
+		"The telemetry aggregator itself: ingestion cycles per source (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC. Works on both data sources, but the panels of recording rules (ingest and HTTP quantiles, failure rates and ratio) need Prometheus.").
 		WithVariable(queryVariable(instanceVar, "Instance", instanceQuery, true)).
 		WithVariable(queryVariable(sourceVar, "Source", sourceQuery, true).
 			Description("Sources of the aggregator (its configuration file, or default for the flags' one source).")).
