@@ -224,8 +224,10 @@ func labelValues(t *testing.T, s *Store, name string) []string {
 }
 
 // Run scrapes at once, then every interval; when it returns the store is
-// empty, its directory is gone, and a querier opened before still reads.
+// empty and its directory is gone, and a querier opened before still reads.
 func TestRun(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // where os.MkdirTemp makes the head's directory
 	f := newFixture()
 	s := New(f.reg, Options{Interval: 20 * time.Millisecond, Retention: time.Hour, Job: "j", Instance: "i"})
 	if got := labelValues(t, s, "__name__"); len(got) != 0 {
@@ -241,12 +243,8 @@ func TestRun(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	dirs, _ := os.ReadDir(os.TempDir())
-	var ours []string
-	for _, d := range dirs {
-		if strings.HasPrefix(d.Name(), "telemetry-aggregator-self-metrics-") {
-			ours = append(ours, d.Name())
-		}
+	if dirs, _ := os.ReadDir(tmp); len(dirs) != 1 || !strings.HasPrefix(dirs[0].Name(), "telemetry-aggregator-self-metrics-") {
+		t.Errorf("storage directories while running: %v", dirs)
 	}
 	q, err := s.Querier(math.MinInt64, math.MaxInt64)
 	if err != nil {
@@ -263,13 +261,8 @@ func TestRun(t *testing.T) {
 	if got := labelValues(t, s, "__name__"); len(got) != 0 {
 		t.Errorf("after Run: %v", got)
 	}
-	for _, d := range ours {
-		if _, err := os.Stat(os.TempDir() + "/" + d); err == nil {
-			t.Errorf("%s left behind", d)
-		}
-	}
-	if len(ours) == 0 {
-		t.Error("no storage directory seen while running")
+	if dirs, _ := os.ReadDir(tmp); len(dirs) != 0 {
+		t.Errorf("left behind: %v", dirs)
 	}
 }
 
