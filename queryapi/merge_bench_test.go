@@ -2,6 +2,7 @@ package queryapi
 
 import (
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -51,6 +52,20 @@ func BenchmarkSelfMetricsMerge(b *testing.B) {
 					qry.Close()
 				}
 			})
+		}
+	}
+}
+
+// BenchmarkTSDBStatus measures /api/v1/status/tsdb over 300k series
+// (100,000 switches, three metrics, 6 snapshots).
+func BenchmarkTSDBStatus(b *testing.B) {
+	h := history.New(time.Hour)
+	historytest.AppendBenchFabric(b, h, historytest.BenchSwitches(), 6, []string{"Tx_Bytes", "Rx_Bytes", "Temperature_C"})
+	a := New([]*history.History{h}, nil, Options{})
+	req := httptest.NewRequest("GET", "/api/v1/status/tsdb", nil)
+	for b.Loop() {
+		if res := a.tsdbStatus(req); res.err != nil {
+			b.Fatal(res.err)
 		}
 	}
 }
