@@ -142,7 +142,7 @@ func (s *Store) open() (string, error) {
 	}
 	opts := tsdb.DefaultHeadOptions()
 	opts.ChunkDirRoot = dir
-	head, err := tsdb.NewHead(nil, s.opts.Logger, nil, nil, opts, nil)
+	head, err := tsdb.NewHead(nil, slog.New(warnOnly{s.opts.Logger.Handler()}), nil, nil, opts, nil)
 	if err == nil {
 		err = head.Init(math.MinInt64)
 	}
@@ -155,6 +155,19 @@ func (s *Store) open() (string, error) {
 	s.mu.Unlock()
 	return dir, nil
 }
+
+// warnOnly passes on a handler's records from Warn up: the head logs its
+// routine work (replaying nothing at start, each truncation's GC) at Info,
+// which would say nothing useful every interval.
+type warnOnly struct{ slog.Handler }
+
+func (h warnOnly) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelWarn && h.Handler.Enabled(ctx, l)
+}
+
+func (h warnOnly) WithAttrs(as []slog.Attr) slog.Handler { return warnOnly{h.Handler.WithAttrs(as)} }
+
+func (h warnOnly) WithGroup(name string) slog.Handler { return warnOnly{h.Handler.WithGroup(name)} }
 
 // close waits for open queriers, closes the head and removes its directory.
 func (s *Store) close(dir string) {
