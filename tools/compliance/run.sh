@@ -102,6 +102,6 @@ EOF
 status=0
 "$TESTER" -config-file="$root/tools/compliance/queries.yml" -config-file="$work/targets.yml" \
 	-query-parallelism=4 >"$work/result.txt" 2>&1 || status=$?
-grep -E '^Total:' "$work/result.txt" || tail -20 "$work/result.txt"
+grep -a -E '^Total:' "$work/result.txt" || tail -20 "$work/result.txt"
 echo "full output: $work/result.txt"
 exit $status
