@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -138,7 +139,7 @@ func TestFlags(t *testing.T) {
 	flags := FlagValues(app)
 	for k, want := range map[string]string{
 		"web.listen-address": ":8080", "source.interval": "3s", "query.timeout": "1m0s",
-		"query.max-samples": "50000000", "query.self-metrics-job": DefaultSelfMetricsJob, "query.self-metrics-instance": "",
+		"query.max-samples": strconv.Itoa(DefaultMaxSamples), "query.self-metrics-job": DefaultSelfMetricsJob, "query.self-metrics-instance": "",
 	} {
 		if got, ok := flags[k]; !ok || got != want {
 			t.Errorf("%s = %q (%v), want %q", k, got, ok, want)
