@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"math"
+	"runtime"
 	"slices"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/prometheus/tsdb/chunkenc"
 
 	"github.com/fabrictelemetry/aggregator/internal/historytest"
+	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
 type sample struct {
@@ -243,5 +245,36 @@ func TestLabelNamesAndValues(t *testing.T) {
 	ids, _, _ = q.LabelValues(ctx, "switch_id", nil, labels.MustNewMatcher(labels.MatchRegexp, "switch_id", "SW-0[23]"))
 	if want := []string{"SW-02", "SW-03"}; !slices.Equal(ids, want) {
 		t.Errorf("values with matcher %v, want %v", ids, want)
+	}
+}
+
+// A selector that matches every series of a large fabric costs little until
+// its series are read: the engine's series limit (--query.max-series) stops
+// reading early, so the labels of the series it never reads must not have
+// been built. Reading ten of 50,000 series allocates far less than the
+// labels of all of them (about 150 bytes each).
+func TestSelectBuildsSeriesAsRead(t *testing.T) {
+	const switches = 50_000
+	h := New(time.Hour)
+	historytest.AppendBenchFabric(t, h, switches, 1, []string{"Tx_Bytes"})
+	q, err := h.Queryable().Querier(0, math.MaxInt64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	m := labels.MustNewMatcher(labels.MatchEqual, model.MetricNameLabel, "fabric_switch_transmit_bytes_total")
+	var read []labels.Labels
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	set := q.Select(t.Context(), true, &storage.SelectHints{Start: 0, End: math.MaxInt64, Func: "rate"}, m)
+	for len(read) < 10 && set.Next() {
+		read = append(read, set.At().Labels())
+	}
+	runtime.ReadMemStats(&after)
+	if len(read) != 10 || read[0].Get(snapshot.SwitchLabel) != "SW-000001" {
+		t.Fatalf("read %v", read)
+	}
+	if bytes := after.TotalAlloc - before.TotalAlloc; bytes > switches*50 {
+		t.Errorf("reading 10 of %d series allocated %d bytes: the others' labels were built", switches, bytes)
 	}
 }

@@ -94,8 +94,17 @@ func (q *querier) Close() error { return nil }
 // engine does not need that filter, since a series without samples yields
 // nothing.
 func (q *querier) Select(_ context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	labelOnly := hints == nil || hints.Func == "series"
+	if len(q.sel.layouts) == 1 && (!sortSeries || q.labelOrdered()) {
+		// The steady state: the ids come in label order, and each series'
+		// labels are built when the reader gets to it, so a selector that
+		// matches millions of series costs four bytes each until read, and
+		// the engine's series limit stops the reading early.
+		return &lazySet{sel: q.sel, lay: q.sel.layouts[0], ids: q.matchLayout(q.sel.layouts[0], ms),
+			labelOnly: labelOnly, i: -1, b: labels.NewScratchBuilder(len(q.sel.layouts[0].labelNames) + 1)}
+	}
 	refs := q.refs(ms)
-	if hints == nil || hints.Func == "series" {
+	if labelOnly {
 		refs = slices.DeleteFunc(refs, func(r seriesRef) bool { return !q.sel.hasSamples(r.ids) })
 	}
 	if sortSeries && !q.labelOrdered() {

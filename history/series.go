@@ -28,6 +28,39 @@ func (*seriesSet) Err() error { return nil }
 
 func (*seriesSet) Warnings() annotations.Annotations { return nil }
 
+// lazySet is the series of one layout, ids in label order, each series made
+// when Next reaches it. Label-only lookups skip the series without a sample
+// in the selection.
+type lazySet struct {
+	sel       *selection
+	lay       *layout
+	ids       []int32
+	labelOnly bool
+	i         int
+	cur       seriesRef
+	b         labels.ScratchBuilder
+}
+
+func (s *lazySet) Next() bool {
+	for s.i+1 < len(s.ids) {
+		s.i++
+		ids := s.ids[s.i : s.i+1 : s.i+1]
+		if s.labelOnly && !s.sel.hasSamples(ids) {
+			continue
+		}
+		s.cur = seriesRef{sel: s.sel, lset: s.lay.seriesLabels(&s.b, ids[0]), ids: ids}
+		return true
+	}
+	return false
+}
+
+// At returns a series of its own: the engine keeps the series it reads.
+func (s *lazySet) At() storage.Series { r := s.cur; return &r }
+
+func (*lazySet) Err() error { return nil }
+
+func (*lazySet) Warnings() annotations.Annotations { return nil }
+
 func (s *seriesRef) Labels() labels.Labels { return s.lset }
 
 func (s *seriesRef) Iterator(it chunkenc.Iterator) chunkenc.Iterator {
