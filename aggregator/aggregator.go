@@ -64,9 +64,11 @@ type Aggregator struct {
 	cfg     Config
 	store   *snapshot.Store
 	sources []*source
-	router  *mux.Router
-	demo    *simulator.Simulator
-	exp     *exporter.Exporter
+	// histories are the sources' PromQL histories, for the query API.
+	histories *history.Set
+	router    *mux.Router
+	demo      *simulator.Simulator
+	exp       *exporter.Exporter
 	// self records the self-metrics for the query API; nil when
 	// --query.self-metrics-interval is 0.
 	self *selfscrape.Store
@@ -90,7 +92,7 @@ func New(cfg Config) (*Aggregator, error) {
 	if cfg.Schema == nil {
 		cfg.Schema = schema.Default()
 	}
-	a := &Aggregator{cfg: cfg, store: &snapshot.Store{}, router: mux.NewRouter(), now: time.Now}
+	a := &Aggregator{cfg: cfg, store: &snapshot.Store{}, histories: history.NewSet(), router: mux.NewRouter(), now: time.Now}
 	if cfg.Demo {
 		sim, err := simulator.New(simulator.Config{
 			Switches: cfg.DemoSwitches, Ports: cfg.DemoPorts, Interval: time.Duration(cfg.Sources[0].Interval),
@@ -120,6 +122,7 @@ func New(cfg Config) (*Aggregator, error) {
 			return nil, err
 		}
 		a.sources = append(a.sources, src)
+		a.histories.Add(src.history)
 		a.exp.AddSource(sc.Name) // its self-metrics exist, at zero, before its first poll
 		a.exp.AddHistory(sc.Name, src.history)
 	}

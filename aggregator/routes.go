@@ -13,7 +13,6 @@ import (
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/klauspost/compress/gzip"
 
-	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/restapi"
 )
@@ -34,7 +33,7 @@ func (a *Aggregator) routes() {
 	if a.self != nil {
 		queryOpts.SelfMetrics = a.self
 	}
-	queryapi.New(a.histories(), a.cfg.Schema, queryOpts).Register(r)
+	queryapi.New(a.histories, a.cfg.Schema, queryOpts).Register(r)
 	r.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusOK, "Healthy.")
 	}).Methods(http.MethodGet, http.MethodHead)
@@ -85,14 +84,6 @@ func (a *Aggregator) shortestInterval() time.Duration {
 		shortest = min(shortest, time.Duration(src.cfg.Interval))
 	}
 	return shortest
-}
-
-func (a *Aggregator) histories() []*history.History {
-	hs := make([]*history.History, len(a.sources))
-	for i, src := range a.sources {
-		hs[i] = src.history
-	}
-	return hs
 }
 
 // instrumentRoutes wraps every route registered so far, and the not-found

@@ -22,7 +22,7 @@ import (
 
 // API serves the Prometheus HTTP API over the histories of every source.
 type API struct {
-	histories []*history.History
+	histories *history.Set
 	table     *schema.Table
 	opts      Options
 	queryable storage.Queryable
@@ -42,9 +42,10 @@ type API struct {
 }
 
 // New returns the API over the histories of every source (one per source,
-// so that each keeps its samples' true times); queries see their union.
+// so that each keeps its samples' true times); queries see their union,
+// and a history added to the set later is seen by the queries after it.
 // table gives the metadata of known columns.
-func New(histories []*history.History, table *schema.Table, opts Options) *API {
+func New(histories *history.Set, table *schema.Table, opts Options) *API {
 	opts = opts.withDefaults()
 	if table == nil {
 		table = schema.Default()
@@ -76,7 +77,7 @@ func New(histories []*history.History, table *schema.Table, opts Options) *API {
 	}
 	return &API{
 		histories: histories, table: table, opts: opts,
-		queryable: merge(history.Union(histories...), opts.SelfMetrics), engine: engine, parser: p, gate: g,
+		queryable: merge(histories.Queryable(), opts.SelfMetrics), engine: engine, parser: p, gate: g,
 		chunks: newChunkPool(pooledChunks), release: newReleaser(), heavyBytes: opts.QueryMemory() / heavyShare,
 		metrics: newMetrics(opts.Registerer),
 		logger:  opts.Logger, now: time.Now, started: time.Now(), cwd: cwd,

@@ -52,7 +52,7 @@ func newTestAPI(t *testing.T, h *history.History, opts Options) *testAPI {
 // newTestAPIs serves the histories of several sources.
 func newTestAPIs(t *testing.T, hs []*history.History, opts Options) *testAPI {
 	t.Helper()
-	a := New(hs, schema.Default(), opts)
+	a := New(history.NewSet(hs...), schema.Default(), opts)
 	a.now = func() time.Time { return t0.Add(50 * time.Second) }
 	r := mux.NewRouter()
 	a.Register(r)

@@ -113,7 +113,7 @@ func TestQueryMemoryAtLimits(t *testing.T) {
 		prev = portSnapshot(t, ports, k, cols, prev)
 		h.Append(prev)
 	}
-	a := New([]*history.History{h}, schema.Default(), Options{MaxSamples: 50_000_000, MaxSeries: 1_000_000})
+	a := New(history.NewSet(h), schema.Default(), Options{MaxSamples: 50_000_000, MaxSeries: 1_000_000})
 	end := historytest.T0.Add((polls - 1) * historytest.Step)
 	for _, q := range []struct {
 		name          string

@@ -36,7 +36,7 @@ func fuzzAPI(tb testing.TB) *mux.Router {
 	for k := range 6 {
 		enc.Append(historytest.WithFabric(tb, historytest.Fixture(tb, k), "east"))
 	}
-	a := New([]*history.History{plain, enc}, schema.Default(), Options{Timeout: 200 * time.Millisecond, MaxSamples: 20_000, MaxConcurrency: 2})
+	a := New(history.NewSet(plain, enc), schema.Default(), Options{Timeout: 200 * time.Millisecond, MaxSamples: 20_000, MaxConcurrency: 2})
 	a.now = func() time.Time { return t0.Add(50 * time.Second) }
 	r := mux.NewRouter()
 	a.Register(r)

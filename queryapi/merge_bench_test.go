@@ -27,7 +27,7 @@ func BenchmarkSelfMetricsMerge(b *testing.B) {
 		fmt.Fprintf(&script, "  self_metric_%d{job=\"fabric-aggregator\",instance=\"agg:8080\"} 0+1x10\n", i)
 	}
 	self := promqltest.LoadedStorage(b, script.String())
-	a := New([]*history.History{h}, nil, Options{})
+	a := New(history.NewSet(h), nil, Options{})
 	at := t0.Add(50 * time.Second)
 	for _, q := range []struct{ name, query string }{
 		{"topk-rate", "topk(10, rate(fabric_switch_transmit_bytes_total[1m]))"},
@@ -61,7 +61,7 @@ func BenchmarkSelfMetricsMerge(b *testing.B) {
 func BenchmarkTSDBStatus(b *testing.B) {
 	h := history.New(time.Hour)
 	historytest.AppendBenchFabric(b, h, historytest.BenchSwitches(), 6, []string{"Tx_Bytes", "Rx_Bytes", "Temperature_C"})
-	a := New([]*history.History{h}, nil, Options{})
+	a := New(history.NewSet(h), nil, Options{})
 	req := httptest.NewRequest("GET", "/api/v1/status/tsdb", nil)
 	for b.Loop() {
 		if res := a.tsdbStatus(req); res.err != nil {

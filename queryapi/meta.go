@@ -170,7 +170,7 @@ func (a *API) metadata(r *http.Request) result {
 	for _, m := range a.table.Known() {
 		add(m.Name, string(m.Type), m.Help)
 	}
-	for _, h := range a.histories {
+	for _, h := range a.histories.All() {
 		for _, m := range h.Load().Metrics() {
 			add(m.Name, string(m.Type), m.Help)
 		}

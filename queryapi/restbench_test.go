@@ -48,7 +48,7 @@ func BenchmarkGetMetricUnderQueries(b *testing.B) {
 // heavyQueries runs topk(rate) over 100k series in n goroutines until the
 // returned function stops them and reports how many ran.
 func heavyQueries(h *history.History, n int) func() int64 {
-	ng := New([]*history.History{h}, nil, Options{}).engine
+	ng := New(history.NewSet(h), nil, Options{}).engine
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var queries atomic.Int64

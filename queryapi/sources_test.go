@@ -5,8 +5,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/mux"
+
 	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/internal/historytest"
+	"github.com/fabrictelemetry/aggregator/schema"
 )
 
 // unionHistories is the union tests' sources, one history each (see
@@ -80,5 +83,39 @@ func TestUnionMetaEndpoints(t *testing.T) {
 	meta := decode[map[string][]metadataEntry](t, a.ok(t, "/api/v1/metadata", "metric", "fabric_switch_fan_speed_rpm"))
 	if len(meta) != 1 {
 		t.Errorf("metadata of the east source's unknown column: %v", meta)
+	}
+}
+
+// A source added to the set while the API serves (an aggregator fed from
+// the poll log learns its sources from their first poll) is seen by the
+// queries, the label and series endpoints and the metadata after it.
+func TestSourceAddedAtRunTime(t *testing.T) {
+	east, west, ports := unionHistories(t)
+	set := history.NewSet(east)
+	a := New(set, schema.Default(), Options{})
+	a.now = func() time.Time { return t0.Add(50 * time.Second) }
+	api := &testAPI{API: a, router: mux.NewRouter()}
+	a.Register(api.router)
+
+	const byFabric = "count by (fabric) (fabric_switch_transmit_bytes_total)"
+	checkVector(t, "before", api.instant(t, byFabric, 30*time.Second), map[string]float64{`{"fabric":"east"}`: 2})
+	if got := decode[[]string](t, api.ok(t, "/api/v1/label/fabric/values")); !slices.Equal(got, []string{"east"}) {
+		t.Errorf("fabric values before: %v", got)
+	}
+
+	set.Add(west)
+	set.Add(ports)
+	checkVector(t, "after", api.instant(t, byFabric, 30*time.Second), map[string]float64{`{"fabric":"east"}`: 2, `{"fabric":"west"}`: 2, `{}`: 1})
+	if got := decode[[]string](t, api.ok(t, "/api/v1/label/fabric/values")); !slices.Equal(got, []string{"east", "west"}) {
+		t.Errorf("fabric values after: %v", got)
+	}
+	if got := api.instant(t, "count(fabric_port_transmit_bytes_total)", 30*time.Second); got[`{}`] != 2 {
+		t.Errorf("the added per-port source's series: %v", got)
+	}
+	// status/tsdb's time bounds include the added sources' newer samples.
+	if got := decode[map[string]any](t, api.ok(t, "/api/v1/status/tsdb")); got["headStats"] == nil {
+		t.Errorf("status/tsdb: %v", got)
+	} else if maxTime := got["headStats"].(map[string]any)["maxTime"].(float64); maxTime != float64(t0.Add(400*time.Second).UnixMilli()) {
+		t.Errorf("status/tsdb maxTime %v, want the added sources' newest sample at t0+400s", maxTime)
 	}
 }

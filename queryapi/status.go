@@ -181,7 +181,7 @@ func (a *API) tsdbStatus(r *http.Request) result {
 // can query: of the histories, and of the self-metrics if they say.
 func (a *API) timeBounds() (mint, maxt int64) {
 	mint, maxt = math.MaxInt64, math.MinInt64
-	for _, h := range a.histories {
+	for _, h := range a.histories.All() {
 		if ts := h.Load().Times(); len(ts) > 0 {
 			mint = min(mint, timestamp.FromTime(ts[0]))
 			maxt = max(maxt, timestamp.FromTime(ts[len(ts)-1]))
