@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/alecthomas/units"
@@ -42,7 +43,9 @@ type Source struct {
 	// Name identifies the source in logs and in the source label of the
 	// self-metrics.
 	Name string `yaml:"name"`
-	URL  string `yaml:"url"`
+	// URL is the source's CSV over http(s), or a poll log to follow:
+	// kafka://HOST:PORT[,HOST:PORT...]/TOPIC (see Kafka).
+	URL string `yaml:"url"`
 	// HTTPClientConfig is how the source is reached, with the fields of a
 	// Prometheus scrape config inline: tls_config, basic_auth,
 	// authorization, bearer_token(_file), oauth2, proxy_url and the other
@@ -205,12 +208,16 @@ func (s *Source) validate() error {
 	if !nameRE.MatchString(s.Name) {
 		return fmt.Errorf("name must match %s", nameRE)
 	}
+	if s.Kafka() {
+		return s.validateKafka()
+	}
 	u, err := url.Parse(s.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf("url %q is not an http(s) URL", s.URL)
 	}
 	if u.User != nil {
-		// It would be logged with the URL.
+		// It would be logged with the URL. (A kafka:// URL has no room
+		// for credentials either: they come from --kafka.sasl.*.)
 		return errors.New("url must not carry credentials: use basic_auth or authorization")
 	}
 	if err := s.HTTPClientConfig.Validate(); err != nil {
@@ -251,6 +258,60 @@ func (s *Source) validate() error {
 		if value == "" {
 			return fmt.Errorf("label %q has an empty value", name)
 		}
+	}
+	return nil
+}
+
+// KafkaScheme is the URL scheme of a source read from the poll log.
+const KafkaScheme = "kafka"
+
+// Kafka reports whether the source is read from the poll log, a
+// kafka://HOST:PORT[,HOST:PORT...]/TOPIC URL, rather than polled over HTTP.
+func (s *Source) Kafka() bool {
+	return strings.HasPrefix(strings.ToLower(s.URL), KafkaScheme+"://")
+}
+
+// ParseKafkaURL returns the brokers and the topic of a
+// kafka://HOST:PORT[,HOST:PORT...]/TOPIC URL. (net/url cannot read a host
+// list with IPv6 addresses, so it is split here.)
+func ParseKafkaURL(raw string) (brokers []string, topic string, err error) {
+	const prefix = KafkaScheme + "://"
+	if len(raw) < len(prefix) || !strings.EqualFold(raw[:len(prefix)], prefix) {
+		return nil, "", fmt.Errorf("url %q is not a kafka:// URL", raw)
+	}
+	hosts, topic, _ := strings.Cut(raw[len(prefix):], "/")
+	for b := range strings.SplitSeq(hosts, ",") {
+		host, port, err := net.SplitHostPort(b)
+		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return nil, "", fmt.Errorf("url %q: broker %q is not HOST:PORT", raw, b)
+		}
+		brokers = append(brokers, b)
+	}
+	if !topicRE.MatchString(topic) {
+		return nil, "", fmt.Errorf("url %q: topic %q is not a Kafka topic name (%s)", raw, topic, topicRE)
+	}
+	return brokers, topic, nil
+}
+
+// topicRE is what Kafka allows in a topic name.
+var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
+// validateKafka checks a source read from the poll log. The settings of
+// an HTTP poll (format, timeout, max_bytes, limits, the HTTP client) do
+// not apply and are ignored; shards and labels would change what the log
+// holds, so they are refused: the publisher's labels come with its polls.
+// The interval is how often polls are expected, for readiness.
+func (s *Source) validateKafka() error {
+	if _, _, err := ParseKafkaURL(s.URL); err != nil {
+		return err
+	}
+	switch {
+	case time.Duration(s.Interval) <= 0:
+		return errors.New("interval must be positive")
+	case s.Shards > 1:
+		return errors.New("shards do not apply to a kafka:// source: the publisher's polls are whole")
+	case len(s.Labels) > 0:
+		return errors.New("labels do not apply to a kafka:// source: set them on the aggregator that publishes the polls")
 	}
 	return nil
 }

@@ -199,3 +199,54 @@ func TestSingle(t *testing.T) {
 		t.Errorf("Single(ftp URL) = %v, want the URL refused", err)
 	}
 }
+
+// TestKafkaSources: a kafka:// URL, in the file or in --source.url, makes a
+// source read from the poll log: its brokers (IPv6 included) and topic are
+// read from it, its interval is kept for readiness, and the settings that
+// would change what the log holds are refused.
+func TestKafkaSources(t *testing.T) {
+	cfg, err := Parse([]byte(`sources:
+- name: log
+  url: kafka://127.0.0.1:9092,[::1]:9093,kafka-3.example:9094/fabric-telemetry
+  interval: 5s
+- name: east
+  url: http://127.0.0.1:9001/counters
+`), defaults)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, east := cfg.Sources[0], cfg.Sources[1]
+	if !log.Kafka() || east.Kafka() {
+		t.Errorf("Kafka(): log %v, east %v", log.Kafka(), east.Kafka())
+	}
+	brokers, topic, err := ParseKafkaURL(log.URL)
+	if err != nil || topic != "fabric-telemetry" || !slices.Equal(brokers, []string{"127.0.0.1:9092", "[::1]:9093", "kafka-3.example:9094"}) {
+		t.Errorf("brokers %v, topic %q, %v", brokers, topic, err)
+	}
+	if time.Duration(log.Interval) != 5*time.Second {
+		t.Errorf("interval %v", log.Interval)
+	}
+	single, err := Single(Source{Name: "default", URL: "KAFKA://127.0.0.1:9092/polls", Interval: defaults.Interval})
+	if err != nil || !single.Sources[0].Kafka() {
+		t.Errorf("--source.url=kafka://…: %v", err)
+	}
+
+	const good = "sources:\n- name: a\n  url: kafka://127.0.0.1:9092/polls\n"
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"no topic", strings.Replace(good, "/polls", "", 1), "not a Kafka topic name"},
+		{"bad topic", strings.Replace(good, "/polls", "/po lls", 1), "not a Kafka topic name"},
+		{"a path", strings.Replace(good, "/polls", "/polls/x", 1), "not a Kafka topic name"},
+		{"no port", strings.Replace(good, ":9092", "", 1), "not HOST:PORT"},
+		{"empty broker", strings.Replace(good, "9092/", "9092,/", 1), "not HOST:PORT"},
+		{"credentials", strings.Replace(good, "kafka://", "kafka://u:p@", 1), "not HOST:PORT"},
+		{"shards", good + "  shards: 2\n", "shards do not apply"},
+		{"labels", good + "  labels: {fabric: east}\n", "labels do not apply"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), defaults)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
