@@ -11,10 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 
@@ -22,6 +25,7 @@ import (
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/kafkalog"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/selfscrape"
@@ -56,19 +60,32 @@ type Config struct {
 	Query queryapi.Options
 	// Exporter configures /metrics (its Logger is set from Logger).
 	Exporter exporter.Options
-	Logger   *slog.Logger
+	// Kafka are the --kafka.* settings: the publisher of the HTTP
+	// sources' polls (Publish), and the TLS and SASL of every kafka://
+	// source (see docs/scale-out.md).
+	Kafka  kafkalog.Options
+	Logger *slog.Logger
 }
 
 // Aggregator is the assembled service.
 type Aggregator struct {
-	cfg     Config
-	store   *snapshot.Store
+	cfg   Config
+	store *snapshot.Store
+	// sources are the HTTP sources, each polled by its poller.
 	sources []*source
-	// histories are the sources' PromQL histories, for the query API.
+	// feeds are the kafka:// sources, each a follower of a poll log.
+	feeds []*feed
+	// served is every source whose part is in the view: the HTTP sources,
+	// then the sources the feeds learn from the log as their first polls
+	// arrive. Replaced (never changed) under mu; read without locks.
+	served atomic.Pointer[[]*source]
+	// histories are the served sources' PromQL histories, for the query API.
 	histories *history.Set
-	router    *mux.Router
-	demo      *simulator.Simulator
-	exp       *exporter.Exporter
+	// refused counts the polls of log sources whose name is taken.
+	refused *prometheus.CounterVec
+	router  *mux.Router
+	demo    *simulator.Simulator
+	exp     *exporter.Exporter
 	// self records the self-metrics for the query API; nil when
 	// --query.self-metrics-interval is 0.
 	self *selfscrape.Store
@@ -116,16 +133,35 @@ func New(cfg Config) (*Aggregator, error) {
 			Logger:    cfg.Logger.With("component", "selfscrape"),
 		})
 	}
+	conns, err := a.kafkaConns()
+	if err != nil {
+		return nil, err
+	}
 	for _, sc := range cfg.Sources {
+		if sc.Kafka() {
+			f, err := a.newFeed(sc, conns[sc.Name])
+			if err != nil {
+				return nil, err
+			}
+			a.feeds = append(a.feeds, f)
+			continue
+		}
 		src, err := a.newSource(sc)
 		if err != nil {
 			return nil, err
+		}
+		if cfg.Kafka.Publish {
+			if src.publisher, err = a.newPublisher(sc.Name, conns[""]); err != nil {
+				return nil, err
+			}
 		}
 		a.sources = append(a.sources, src)
 		a.histories.Add(src.history)
 		a.exp.AddSource(sc.Name) // its self-metrics exist, at zero, before its first poll
 		a.exp.AddHistory(sc.Name, src.history)
 	}
+	served := slices.Clone(a.sources)
+	a.served.Store(&served)
 	cfg.Schema.ReportNotes(func(note string) {
 		cfg.Logger.Warn("Metric name clash resolved", "component", "schema", "note", note)
 	})
@@ -170,8 +206,8 @@ func (a *Aggregator) observe(c ingest.Cycle) {
 	}
 }
 
-// Run polls every source until ctx is done (and, in demo mode, runs the
-// simulator it polls).
+// Run polls every HTTP source, follows every poll log and publishes to
+// one, until ctx is done (and, in demo mode, runs the simulator it polls).
 func (a *Aggregator) Run(ctx context.Context) error {
 	if a.demo != nil {
 		url, stop, err := a.startDemo(ctx)
@@ -194,6 +230,14 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			"shards", p.Shards, "interval", p.Interval, "timeout", p.Timeout, "max_bytes", p.Fetcher.MaxBytes},
 			clientLogAttrs(src.cfg.HTTPClientConfig, src.cfg.RedirectHosts)...)...)
 		wg.Go(func() { p.Run(ctx) })
+		if src.publisher != nil {
+			wg.Go(func() { _ = src.publisher.Run(ctx) })
+		}
+	}
+	for _, f := range a.feeds {
+		a.cfg.Logger.Info("Following poll log", "source_name", f.cfg.Name, "url", f.cfg.URL, "replay", f.replay,
+			"tls", a.cfg.Kafka.TLS.Enable, "sasl", a.cfg.Kafka.SASL.Mechanism)
+		wg.Go(func() { _ = f.follower.Run(ctx) })
 	}
 	wg.Wait()
 	return nil

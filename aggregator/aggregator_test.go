@@ -349,6 +349,7 @@ func TestMergeViewKeepsTheOtherKind(t *testing.T) {
 		}
 		a.sources = append(a.sources, &source{part: labelled})
 	}
+	a.served.Store(&a.sources)
 	first := a.mergeView()
 	core.advance()
 	a.sources[2].part = core.expected(t)

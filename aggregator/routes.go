@@ -79,9 +79,9 @@ func compressRoutes(r *mux.Router) {
 // shortestInterval is how long a client is told to wait before the first
 // snapshot exists.
 func (a *Aggregator) shortestInterval() time.Duration {
-	shortest := time.Duration(a.sources[0].cfg.Interval)
-	for _, src := range a.sources {
-		shortest = min(shortest, time.Duration(src.cfg.Interval))
+	shortest := time.Duration(a.cfg.Sources[0].Interval)
+	for _, sc := range a.cfg.Sources {
+		shortest = min(shortest, time.Duration(sc.Interval))
 	}
 	return shortest
 }
@@ -110,12 +110,21 @@ func (a *Aggregator) instrumentRoutes() {
 // and PromQL then answers less than REST does.
 const historyDropPolls = 3
 
-// ready is 200 while the served snapshot is fresh and every source's PromQL
-// history follows what is served. Stale data is still served by the API
-// with its age, and a history that drops snapshots still answers PromQL;
-// readiness is what tells a load balancer or an operator that something is
-// wrong.
+// ready is 200 while every poll log followed has been read up to where it
+// ended when the aggregator started (a replica serves its replayed history
+// before it says it is ready), the served snapshot is fresh and every
+// source's PromQL history follows what is served. Stale data is still
+// served by the API with its age, and a history that drops snapshots still
+// answers PromQL; readiness is what tells a load balancer or an operator
+// that something is wrong.
 func (a *Aggregator) ready(w http.ResponseWriter, _ *http.Request) {
+	for _, f := range a.feeds {
+		if !f.follower.Ready() {
+			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("Not ready: source %q: the poll log %s is not read up to its end yet (%d records behind).",
+				f.cfg.Name, f.topic, f.lag()))
+			return
+		}
+	}
 	snap := a.store.Load()
 	if snap == nil {
 		writeText(w, http.StatusServiceUnavailable, "Not ready: no snapshot yet.")
@@ -126,7 +135,7 @@ func (a *Aggregator) ready(w http.ResponseWriter, _ *http.Request) {
 		writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("Not ready: snapshot is %s old (max %s).", age.Round(1e6), a.cfg.MaxStaleness))
 		return
 	}
-	for _, src := range a.sources {
+	for _, src := range *a.served.Load() {
 		if st := src.history.Streak(); st.Appends >= historyDropPolls {
 			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf(
 				"Not ready: source %q: its PromQL history dropped snapshots on each of its last %d polls (%s: %s).",

@@ -8,6 +8,7 @@ import (
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/kafkalog"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -22,6 +23,12 @@ type source struct {
 	// labelNames and labelValues are the configured extra labels, sorted
 	// by name.
 	labelNames, labelValues []string
+	// publisher writes the source's accepted polls to the poll log
+	// (--kafka.publish); nil otherwise.
+	publisher *kafkalog.Publisher
+	// feed is the poll log a source learnt from the log comes from; nil
+	// for an HTTP source, which has a poller instead.
+	feed *feed
 
 	// Written by this source's poller goroutine only.
 	last, lastLabelled *snapshot.Snapshot
@@ -35,9 +42,7 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 	}
-	src := &source{cfg: sc, history: history.New(a.cfg.Query.Retention).
-		WithMaxSeries(a.cfg.Query.MaxHistorySeries).
-		WithLogger(a.cfg.Logger.With("component", "history", "source_name", sc.Name))}
+	src := &source{cfg: sc, history: a.newHistory(sc.Name)}
 	for name := range sc.Labels {
 		src.labelNames = append(src.labelNames, name)
 	}
@@ -65,14 +70,25 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 	return src, nil
 }
 
+// newHistory is a source's PromQL history.
+func (a *Aggregator) newHistory(name string) *history.History {
+	return history.New(a.cfg.Query.Retention).
+		WithMaxSeries(a.cfg.Query.MaxHistorySeries).
+		WithLogger(a.cfg.Logger.With("component", "history", "source_name", name))
+}
+
 // publish runs in src's poller after it accepted a snapshot: the source's
 // labels are added, a new view merged from every source's last good part is
-// swapped in, the source's history is appended, and the snapshot is written
-// to its state file.
+// swapped in, the source's history is appended, the snapshot as served is
+// queued for the poll log, and written to its state file.
 func (a *Aggregator) publish(src *source, s *snapshot.Snapshot) {
-	if a.publishPart(src, s) {
-		a.persist(src, s)
+	if !a.publishPart(src, s) {
+		return
 	}
+	if src.publisher != nil {
+		src.publisher.Publish(src.lastLabelled) // never blocks
+	}
+	a.persist(src, s)
 }
 
 // publishPart makes s the source's part of the view and reports whether it did.
@@ -105,7 +121,7 @@ func (a *Aggregator) publishPart(src *source, s *snapshot.Snapshot) bool {
 // is the source's own snapshot, without a copy. Called with a.mu held.
 func (a *Aggregator) mergeView() *snapshot.View {
 	var groups [2][]*snapshot.Snapshot
-	for _, src := range a.sources {
+	for _, src := range *a.served.Load() {
 		if src.part == nil {
 			continue
 		}

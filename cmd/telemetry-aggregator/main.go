@@ -25,6 +25,7 @@ import (
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/kafkalog"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/selfscrape"
@@ -42,7 +43,7 @@ func run(args []string) int {
 		source = config.Source{Name: "default"}
 	)
 	configFile := app.Flag("config.file", "YAML file listing the sources to poll (name, url, format, interval, timeout, max_bytes, shards, sample_limit, column_limit, label_value_length_limit, max_clock_skew, labels, and a Prometheus scrape config's HTTP client settings: tls_config, basic_auth, authorization, proxy_url, follow_redirects, redirect_hosts...); settings a source leaves out come from the --source.* flags. Without it, the --source.* flags describe the one source, named \"default\". See docs/configuration.md.").String()
-	app.Flag("source.url", "URL of the telemetry source's CSV.").Default("http://127.0.0.1:9001/counters").StringVar(&source.URL)
+	app.Flag("source.url", "URL of the telemetry source's CSV, or kafka://HOST:PORT[,HOST:PORT...]/TOPIC to follow a poll log instead (its sources are served as published, replayed from now minus --query.retention; TLS and SASL from the --kafka.* flags; see docs/scale-out.md).").Default("http://127.0.0.1:9001/counters").StringVar(&source.URL)
 	app.Flag("source.format", "CSV layout of the source: matrix (switch_id[,port],timestamp,...), ufm (UFM Telemetry) or auto (told from the header).").Default("auto").EnumVar(&source.Format, config.FormatAuto, config.FormatMatrix, config.FormatUFM)
 	app.Flag("source.shards", "Poll the source as this many UFM shards in parallel (?num_shards=N&shard=i) and merge them.").Default("1").IntVar(&source.Shards)
 	interval := app.Flag("source.interval", "How often to poll the source.").Default("10s").Duration()
@@ -65,6 +66,7 @@ func run(args []string) int {
 	schemaFile := app.Flag("metrics.schema-file", "CSV file (column,metric,type,scale,help) that adds or overrides metric names of source columns; see docs/metrics.md.").String()
 	exporterOpts := exporter.AddFlags(app)
 	queryOpts := queryapi.AddFlags(app)
+	kafkaOpts := kafkalog.AddFlags(app)
 	autoMemLimit := app.Flag("auto-gomemlimit", "Set the Go memory limit (GOMEMLIMIT) to a share of the cgroup's memory limit, or of the machine's memory without one; the default --query.max-concurrency is derived from it. A GOMEMLIMIT environment variable always wins. --no-auto-gomemlimit leaves the limit unset.").
 		Default("true").Bool()
 	autoMemLimitRatio := app.Flag("auto-gomemlimit.ratio", "Share of the cgroup's or the machine's memory the Go memory limit is set to, in (0, 1].").
@@ -92,6 +94,7 @@ func run(args []string) int {
 		return 2
 	}
 	cfg.Exporter = *exporterOpts
+	cfg.Kafka = *kafkaOpts
 	if *schemaFile != "" {
 		if cfg.Schema, err = schema.LoadFile(*schemaFile, schema.Default()); err != nil {
 			cfg.Logger.Error("Invalid schema file", "err", err)
