@@ -54,6 +54,10 @@ type Config struct {
 	SlowDelay time.Duration
 	// Logger receives the simulator's logs; nil discards them.
 	Logger *slog.Logger
+	// OnTick, if set, is called after each Tick has published its
+	// snapshot (Body serves it then), from Tick's goroutine: it must
+	// return quickly. The snapshot New renders gets no call.
+	OnTick func()
 }
 
 // Simulator generates fabric snapshots and serves them over HTTP.
@@ -157,9 +161,12 @@ func (s *Simulator) Run(ctx context.Context) error {
 // stamped with now. Tests call it directly to control time.
 func (s *Simulator) Tick(now time.Time) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.fabric.tick()
 	s.snap.Store(s.render(now, s.snap.Load()))
+	s.mu.Unlock()
+	if s.cfg.OnTick != nil {
+		s.cfg.OnTick()
+	}
 }
 
 // Body returns the current snapshot as a good /counters body: the switch

@@ -270,3 +270,20 @@ func TestRun(t *testing.T) {
 		t.Fatal("Run did not return after cancel")
 	}
 }
+
+// TestOnTick: the hook is called after each tick, when Body already serves
+// the tick's snapshot.
+func TestOnTick(t *testing.T) {
+	var s *Simulator
+	var bodies [][]byte
+	s = newSim(t, Config{Switches: 3, OnTick: func() { bodies = append(bodies, s.Body()) }})
+	first := s.Body()
+	s.Tick(time.Unix(1_800_000_000, 0))
+	s.Tick(time.Unix(1_800_000_010, 0))
+	if len(bodies) != 2 || bytes.Equal(bodies[0], first) || bytes.Equal(bodies[0], bodies[1]) || !bytes.Equal(bodies[1], s.Body()) {
+		t.Fatalf("%d calls; want two, each seeing its tick's body", len(bodies))
+	}
+	if !bytes.Contains(bodies[0], []byte("1800000000000")) {
+		t.Errorf("the first call's body is not the first tick's:\n%s", bodies[0])
+	}
+}

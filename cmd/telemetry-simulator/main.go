@@ -3,7 +3,8 @@
 // fabric per port in NVIDIA UFM Telemetry's CSV layout at /csv/metrics, for
 // developing and testing the aggregator without a fabric. It can be told to
 // fail in the ways the real endpoint does; see the simulator package for the
-// modes and the layouts.
+// modes and the layouts. With --kafka.brokers it also writes each snapshot
+// straight to a poll log topic (docs/scale-out.md).
 package main
 
 import (
@@ -25,6 +26,7 @@ import (
 	"github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
 
+	"github.com/fabrictelemetry/aggregator/kafkalog"
 	"github.com/fabrictelemetry/aggregator/simulator"
 )
 
@@ -49,6 +51,7 @@ type options struct {
 	listenAddress string
 	sim           simulator.Config
 	logConfig     promslog.Config
+	kafka         *kafkalog.Options
 }
 
 // runContext is run with the lifetime given by ctx, so tests can stop it.
@@ -59,6 +62,15 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	}
 	logger := promslog.New(&opts.logConfig)
 	opts.sim.Logger = logger
+	var log *pollLog
+	if opts.kafka.Brokers != "" {
+		var err error
+		if log, err = newPollLog(opts.kafka, logger); err != nil {
+			logger.Error("Invalid poll log configuration", "err", err)
+			return 1
+		}
+		opts.sim.OnTick = log.tick
+	}
 
 	sim, err := simulator.New(opts.sim)
 	if err != nil {
@@ -81,7 +93,13 @@ func runContext(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		"mode", opts.sim.Mode,
 		"slow_delay", opts.sim.SlowDelay,
 	)
-	if err := serve(ctx, ln, sim, logger); err != nil {
+	stopLog := func() {}
+	if log != nil {
+		stopLog = log.start(ctx, sim)
+	}
+	err = serve(ctx, ln, sim, logger)
+	stopLog()
+	if err != nil {
 		logger.Error("Server failed", "err", err)
 		return 1
 	}
@@ -123,6 +141,7 @@ func parseArgs(args []string, stdout, stderr io.Writer) (opts options, code int,
 	app.Flag("slow-delay", "How long the SLOW mode waits before answering.").
 		Default("2s").DurationVar(&opts.sim.SlowDelay)
 	modeArg := app.Arg("mode", "Fault mode, as with --mode; kept for compatibility with the original simulator.").String()
+	opts.kafka = kafkalog.AddProducerFlags(app)
 	flag.AddFlags(app, &opts.logConfig)
 	opts.logConfig.Writer = stderr
 
@@ -135,6 +154,9 @@ func parseArgs(args []string, stdout, stderr io.Writer) (opts options, code int,
 	}
 	if err == nil {
 		opts.sim.Mode, err = chooseMode(*modeFlag, modeFlagSet, *modeArg)
+	}
+	if err == nil && opts.kafka.Brokers != "" {
+		_, err = opts.kafka.BrokerList()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: error: %v, try --help\n", name, err)

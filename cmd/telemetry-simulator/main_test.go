@@ -36,6 +36,7 @@ func TestStartupErrors(t *testing.T) {
 		{name: "non-numeric ports", args: []string{"--ports=many"}, wantErr: `"many"`},
 		{name: "unknown flag", args: []string{"--no-such-flag"}, wantErr: "unknown long flag"},
 		{name: "two positionals", args: []string{"OK", "OK"}, wantErr: "unexpected"},
+		{name: "bad kafka brokers", args: []string{"--kafka.brokers=kafka-1"}, wantErr: `broker "kafka-1" is not HOST:PORT`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
