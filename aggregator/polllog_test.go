@@ -41,9 +41,14 @@ func publishing(c *kfake.Cluster, topic string) kafkalog.Options {
 		Partitions: 4, SessionTimeout: testSession}
 }
 
-// logSource is a kafka:// source of topic on c.
+// logSource is a kafka:// source of topic on c (nil: a broker address
+// where none listens).
 func logSource(name string, c *kfake.Cluster, topic string) config.Source {
-	return config.Source{Name: name, URL: "kafka://" + strings.Join(c.ListenAddrs(), ",") + "/" + topic,
+	brokers := "127.0.0.1:1"
+	if c != nil {
+		brokers = strings.Join(c.ListenAddrs(), ",")
+	}
+	return config.Source{Name: name, URL: "kafka://" + brokers + "/" + topic,
 		Interval: model.Duration(time.Second), Timeout: model.Duration(time.Second), MaxBytes: 1}
 }
 
@@ -213,4 +218,23 @@ func servedAt(a *Aggregator, name string, want *snapshot.Snapshot) error {
 		return containsSource(snapshot.NewView(part, nil), want, nil)
 	}
 	return fmt.Errorf("no source %s", name)
+}
+
+// TestReadyWaitsForTheLog: a replica that serves a fresh snapshot is still
+// not ready while its follower has not read the log up to where it ended
+// at start: it would answer PromQL with part of the replayed history.
+func TestReadyWaitsForTheLog(t *testing.T) {
+	src := newFakeSource(t, 2, 0, 1)
+	a, err := New(Config{
+		Sources:      []config.Source{sourceConfig("core", src.url, nil), logSource("log", nil, "polls")},
+		MaxStaleness: 100_000 * time.Hour,
+		Logger:       testLogger(t),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.publishPart(a.sources[0], src.expected(t))
+	if code, body := readyOf(a); code != 503 || !strings.Contains(body, `source "log": the poll log polls is not read up to its end`) {
+		t.Errorf("with a fresh snapshot, the log not read: %d %s", code, body)
+	}
 }

@@ -343,6 +343,18 @@ func (p *Process) Stop(t testing.TB) time.Duration {
 	return time.Since(began)
 }
 
+// Kill ends the process with SIGKILL, as a crash or the OOM killer would:
+// no shutdown, nothing closed or left behind cleanly. It waits for the
+// exit.
+func (p *Process) Kill(t testing.TB) {
+	t.Helper()
+	p.stopping = true
+	if err := p.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		t.Fatalf("killing %s: %v", p.Name, err)
+	}
+	<-p.exited
+}
+
 // StartSimulator runs telemetry-simulator on a free loopback port (unless
 // args give --web.listen-address) with JSON logs.
 func StartSimulator(t testing.TB, args ...string) *Process {
