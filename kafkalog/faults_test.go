@@ -332,3 +332,29 @@ func TestUnreachableAtStart(t *testing.T) {
 	waitFor(t, "the follower to be ready", f.Ready)
 	assertSameSnapshot(t, got.all()[0].Snapshot, testSnapshot(t, 0))
 }
+
+// TestSourceClockGoesBack: a poll with the time of the last one written
+// is the same snapshot again and is dropped as stale; a poll whose source
+// time went back, taken while active, is written: the publisher's own view
+// follows the source's clock, and so must the replicas'.
+func TestSourceClockGoesBack(t *testing.T) {
+	c := newCluster(t)
+	cfg := publisherConfig(t, c, "polls", "sim")
+	p, _ := startPublisher(t, cfg)
+	var got polls
+	startFollower(t, followerConfig(t, c.ListenAddrs(), "polls", &got))
+	waitFor(t, "the publisher to become active", p.Active)
+	p.Publish(testSnapshot(t, 5))
+	waitFor(t, "the first poll", func() bool { return got.len() >= 1 })
+	p.Publish(testSnapshot(t, 5))
+	p.Publish(testSnapshot(t, 2))
+	waitFor(t, "the poll from the past", func() bool { return got.len() >= 2 })
+	all := got.all()
+	if len(all) != 2 {
+		t.Fatalf("%d polls, want 2", len(all))
+	}
+	assertSameSnapshot(t, all[1].Snapshot, testSnapshot(t, 2))
+	if n := counter(t, cfg.Registerer, "fabric_polllog_polls_dropped_total", "source", "sim", "reason", DropStale); n != 1 {
+		t.Errorf("%v polls dropped as stale, want the repeated one", n)
+	}
+}

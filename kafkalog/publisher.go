@@ -115,9 +115,12 @@ type Publisher struct {
 	mu       sync.Mutex
 	queue    []*job
 	active   bool
-	lease    *lease // the current one, for the reachability of Kafka
-	lastSeq  uint64 // newest seq committed by any publisher of the source, as known
-	lastSnap time.Time
+	lease    *lease    // the current one, for the reachability of Kafka
+	lastSeq  uint64    // newest seq committed by any publisher of the source, as known
+	lastSnap time.Time // snapshot time of that poll
+	// termStart is when this publisher last became active: a poll queued
+	// before it was polled while standing by.
+	termStart time.Time
 
 	// failMidway, a test hook, runs after half of a poll's records are
 	// produced; an error aborts the transaction there.
@@ -329,6 +332,9 @@ func (p *Publisher) term(ctx context.Context, enc *polllog.Encoder) error {
 	if err := p.fence(ctx, cl.Client); err != nil {
 		return err
 	}
+	p.mu.Lock()
+	p.termStart = time.Now()
+	p.mu.Unlock()
 	p.setActive(true)
 	defer p.setActive(false)
 	p.metrics.takeovers.WithLabelValues(p.cfg.Source).Inc()
@@ -377,9 +383,8 @@ func (p *Publisher) fence(ctx context.Context, cl *kgo.Client) error {
 		if err == nil {
 			if cp != nil {
 				p.mu.Lock()
-				p.lastSeq = max(p.lastSeq, cp.Seq)
-				if cp.SnapshotTime.After(p.lastSnap) {
-					p.lastSnap = cp.SnapshotTime
+				if cp.Seq >= p.lastSeq {
+					p.lastSeq, p.lastSnap = cp.Seq, cp.SnapshotTime
 				}
 				p.mu.Unlock()
 			}
@@ -417,7 +422,7 @@ func (p *Publisher) next(ctx context.Context) *job {
 			switch {
 			case j.recs != nil && j.id.Seq <= p.lastSeq:
 				continue // written already: the commit's answer was lost, its checkpoint was not
-			case j.recs == nil && !j.snap.Time().After(p.lastSnap):
+			case j.recs == nil && p.staleLocked(j):
 				p.dropLocked(j, DropStale)
 				continue
 			}
@@ -432,6 +437,17 @@ func (p *Publisher) next(ctx context.Context) *job {
 		case <-p.wake:
 		}
 	}
+}
+
+// staleLocked reports a poll the log has already: one with the snapshot
+// time of the source's last committed poll (the source had not moved on),
+// or, for a poll queued before this publisher became active (polled while
+// it stood by), one older than that. A poll taken while active is written
+// even when its time went back: the source's clock did, the publisher's
+// own view follows it, and so must the replicas'.
+func (p *Publisher) staleLocked(j *job) bool {
+	t := j.snap.Time()
+	return t.Equal(p.lastSnap) || (t.Before(p.lastSnap) && j.enqueued.Before(p.termStart))
 }
 
 // requeue puts a poll that failed back at the head of the queue, unless
@@ -560,9 +576,8 @@ func (p *Publisher) kafkaRecords(j *job) (records []*kgo.Record, bytes int) {
 
 func (p *Publisher) committed(j *job, records, bytes int) {
 	p.mu.Lock()
-	p.lastSeq = max(p.lastSeq, j.id.Seq)
-	if j.snap.Time().After(p.lastSnap) {
-		p.lastSnap = j.snap.Time()
+	if j.id.Seq >= p.lastSeq {
+		p.lastSeq, p.lastSnap = j.id.Seq, j.snap.Time()
 	}
 	p.mu.Unlock()
 	src := p.cfg.Source
