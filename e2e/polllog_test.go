@@ -215,7 +215,7 @@ func TestPollLogReplicas(t *testing.T) {
 // publishes; two replicas follow. Two of the three brokers are removed,
 // one after the other, while polls go on: the replicas keep following, and
 // once the source stops, each has applied every poll the publisher
-// committed, none rejected.
+// committed, once, and none was dropped as incomplete or corrupt.
 func TestPollLogBrokerRemoved(t *testing.T) {
 	t.Parallel()
 	c := newKafka(t)
@@ -246,11 +246,17 @@ func TestPollLogBrokerRemoved(t *testing.T) {
 	}
 	for _, r := range []*Process{r1, r2} {
 		waitMetric(t, r, 30*time.Second, "fabric_ingest_total", src, func(v float64) bool { return v == written })
-		for _, reason := range []string{"incomplete", "corrupt", "out_of_order", "unknown_version"} {
+		for _, reason := range []string{"incomplete", "corrupt", "unknown_version"} {
 			if v, err := metricValue(r, "fabric_polllog_rejected_total", map[string]string{"source": "default", "reason": reason}); err != nil || v != 0 {
 				t.Errorf("%s: %v polls rejected as %s (%v)", r.Name, v, reason, err)
 			}
 		}
+		// kfake may answer a fetch after a leader change as if records were
+		// lost, and franz-go then reads the partition again from its start:
+		// the polls read twice are rejected, never applied twice.
+		again, _ := metricValue(r, "fabric_polllog_rejected_total", map[string]string{"source": "default", "reason": "out_of_order"})
+		dup, _ := metricValue(r, "fabric_polllog_rejected_total", map[string]string{"source": "default", "reason": "duplicate"})
+		t.Logf("%s: %v polls read again rejected as out_of_order, %v as duplicate", r.Name, again, dup)
 		a, b := GetList(t, pub, ""), GetList(t, r, "")
 		if err := sameSnapshot(a, b); err != nil {
 			t.Errorf("%s and the publisher: %v", r.Name, err)
