@@ -231,6 +231,8 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			clientLogAttrs(src.cfg.HTTPClientConfig, src.cfg.RedirectHosts)...)...)
 		wg.Go(func() { p.Run(ctx) })
 		if src.publisher != nil {
+			a.cfg.Logger.Info("Publishing the source's accepted polls to the poll log", "source_name", src.cfg.Name,
+				"brokers", a.cfg.Kafka.Brokers, "topic", a.cfg.Kafka.Topic, "tls", a.cfg.Kafka.TLS.Enable, "sasl", a.cfg.Kafka.SASL.Mechanism)
 			wg.Go(func() { _ = src.publisher.Run(ctx) })
 		}
 	}
