@@ -36,13 +36,18 @@ type feed struct {
 	sources map[string]*source
 }
 
-// lag is how many records the follower is behind, over every partition.
-func (f *feed) lag() int64 {
+// behind says how far the follower is behind the log, over every
+// partition, for /-/ready.
+func (f *feed) behind() string {
+	lag := f.follower.Lag()
+	if len(lag) == 0 {
+		return "the brokers not reached yet"
+	}
 	var n int64
-	for _, l := range f.follower.Lag() {
+	for _, l := range lag {
 		n += max(l, 0)
 	}
-	return n
+	return fmt.Sprintf("%d records behind", n)
 }
 
 // kafkaConns returns the connection settings of the publisher (under "")

@@ -234,7 +234,7 @@ func TestReadyWaitsForTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.publishPart(a.sources[0], src.expected(t))
-	if code, body := readyOf(a); code != 503 || !strings.Contains(body, `source "log": the poll log polls is not read up to its end`) {
+	if code, body := readyOf(a); code != 503 || !strings.Contains(body, `source "log": the poll log polls is not read up to its end yet (the brokers not reached yet)`) {
 		t.Errorf("with a fresh snapshot, the log not read: %d %s", code, body)
 	}
 }

@@ -120,8 +120,8 @@ const historyDropPolls = 3
 func (a *Aggregator) ready(w http.ResponseWriter, _ *http.Request) {
 	for _, f := range a.feeds {
 		if !f.follower.Ready() {
-			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("Not ready: source %q: the poll log %s is not read up to its end yet (%d records behind).",
-				f.cfg.Name, f.topic, f.lag()))
+			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("Not ready: source %q: the poll log %s is not read up to its end yet (%s).",
+				f.cfg.Name, f.topic, f.behind()))
 			return
 		}
 	}
