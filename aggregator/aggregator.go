@@ -1,6 +1,8 @@
 // Package aggregator assembles the telemetry aggregator: one poller per
-// source, the snapshot store, and the HTTP endpoints that read it. cmd/ only
-// parses flags and calls into this package, so tests can build the same thing.
+// HTTP source (and its poll log publisher, with --kafka.publish), one
+// follower per kafka:// source, the snapshot store, and the HTTP endpoints
+// that read it. cmd/ only parses flags and calls into this package, so
+// tests can build the same thing.
 package aggregator
 
 import (
