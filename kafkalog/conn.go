@@ -2,9 +2,11 @@
 // Publisher writes each accepted poll of one source to a topic in one
 // transaction, and any number of Followers read every partition with
 // read-committed isolation and rebuild the same snapshots with a
-// polllog.Assembler. Kafka's own coordination keeps one publisher per source
-// active: a consumer group over a one-partition lease topic elects it, and
-// the transactional ID shared by every publisher of the source fences a
+// polllog.Assembler; or GroupFollowers, the members of one consumer group,
+// divide the partitions among them, each serving its partitions' switches.
+// Kafka's own coordination keeps one publisher per source active: a
+// consumer group over a one-partition lease topic elects it, and the
+// transactional ID shared by every publisher of the source fences a
 // zombie. docs/poll-log.md describes the semantics.
 package kafkalog
 
