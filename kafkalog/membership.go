@@ -94,7 +94,6 @@ func (b *membershipBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMemb
 	round := &memberBalancer{topic: b.topic, urls: map[string]string{}}
 	restored := slices.Clone(members)
 	for i, m := range members {
-		round.ids = append(round.ids, m.MemberID)
 		var meta kmsg.ConsumerMemberMetadata
 		if meta.ReadFrom(m.ProtocolMetadata) != nil {
 			continue // the sticky balancer says what is wrong with it
@@ -118,7 +117,6 @@ func (b *membershipBalancer) MemberBalancer(members []kmsg.JoinGroupResponseMemb
 type memberBalancer struct {
 	inner kgo.GroupMemberBalancer
 	topic string
-	ids   []string
 	urls  map[string]string
 }
 
@@ -147,7 +145,7 @@ func (m *memberBalancer) SetBalanceInfo(info kgo.BalanceInfo) {
 }
 
 // withMembership writes the membership the plan makes into every member's
-// assignment, members the plan leaves without partitions included.
+// assignment (the plan has one for every member, with partitions or not).
 func (m *memberBalancer) withMembership(into kgo.IntoSyncAssignment, partitions int) (kgo.IntoSyncAssignment, error) {
 	plan := into.IntoSyncAssignment()
 	data := assignmentData{Partitions: partitions}
@@ -164,15 +162,6 @@ func (m *memberBalancer) withMembership(into kgo.IntoSyncAssignment, partitions 
 		}
 		slices.Sort(member.Partitions)
 		data.Members = append(data.Members, member)
-	}
-	for _, id := range m.ids {
-		if !slices.ContainsFunc(plan, func(a kmsg.SyncGroupRequestGroupAssignment) bool { return a.MemberID == id }) {
-			a := kmsg.NewSyncGroupRequestGroupAssignment()
-			a.MemberID = id
-			plan = append(plan, a)
-			decoded = append(decoded, kmsg.ConsumerMemberAssignment{})
-			data.Members = append(data.Members, GroupMember{ID: id, URL: m.urls[id], Partitions: []int32{}})
-		}
 	}
 	slices.SortFunc(data.Members, func(a, b GroupMember) int { return strings.Compare(a.ID, b.ID) })
 	userData := mustJSON(data)
