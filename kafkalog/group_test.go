@@ -384,11 +384,13 @@ func TestGroupThirdMemberJoins(t *testing.T) {
 	for _, r := range []*replica{a, b} {
 		after := r.owned()
 		kept := intersect(before[r], after)
-		for k, ps := range checkWhole(t, r.delivered(from[r])) {
+		during := r.delivered(from[r])
+		for k, ps := range checkWhole(t, during) {
 			if !isSubset(kept, ps) {
 				t.Fatalf("%s: poll %d while c joined serves %v, lacking some of the partitions it kept, %v", r.url, k, ps, kept)
 			}
 		}
+		t.Logf("%s delivered %d polls while c joined, keeping partitions %v of %v", r.url, len(during), kept, before[r])
 		r.mu.Lock()
 		released := slices.Clone(r.released[releasedBefore[r]:])
 		r.mu.Unlock()
