@@ -56,6 +56,23 @@ func Partition(key []byte, n int) int32 {
 // order, counting the data records written to it. Writing them in this
 // order within one transaction is all a producer has to do.
 func (enc *Encoder) Encode(id PollID, s *snapshot.Snapshot) ([]Record, error) {
+	p, err := enc.newPoll(id, s)
+	if err != nil {
+		return nil, err
+	}
+	for _, sw := range s.Switches() {
+		if err := p.addSwitch(sw); err != nil {
+			return nil, err
+		}
+	}
+	for part := range enc.Partitions {
+		p.addMarker(int32(part))
+	}
+	return p.records(), nil
+}
+
+// newPoll checks the encoder and the poll and starts its records.
+func (enc *Encoder) newPoll(id PollID, s *snapshot.Snapshot) (*pollEncoder, error) {
 	if enc.Partitions < 1 {
 		return nil, fmt.Errorf("a topic of %d partitions", enc.Partitions)
 	}
@@ -72,16 +89,7 @@ func (enc *Encoder) Encode(id PollID, s *snapshot.Snapshot) ([]Record, error) {
 	if maxBytes < MinRecordBytes {
 		return nil, fmt.Errorf("record size %d below the minimum %d", maxBytes, MinRecordBytes)
 	}
-	p := pollEncoder{enc: enc, id: id, snap: s, maxBytes: maxBytes, counts: make([]int, enc.Partitions)}
-	for _, sw := range s.Switches() {
-		if err := p.addSwitch(sw); err != nil {
-			return nil, err
-		}
-	}
-	for part := range enc.Partitions {
-		p.addMarker(int32(part))
-	}
-	return p.records(), nil
+	return &pollEncoder{enc: enc, id: id, snap: s, maxBytes: maxBytes, counts: make([]int, enc.Partitions)}, nil
 }
 
 // pollEncoder writes every record of a poll into one buffer and slices it
