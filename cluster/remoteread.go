@@ -1,0 +1,361 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/common/config"
+	"github.com/prometheus/common/model"
+	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/prometheus/storage"
+	"github.com/prometheus/prometheus/storage/remote"
+	"github.com/prometheus/prometheus/util/annotations"
+)
+
+// ReadPath is where a replica serves remote read (NewReadHandler).
+const ReadPath = "/api/v1/read"
+
+// Queryable returns a storage.Queryable over local and every peer: each
+// querier reads local as the primary and, as secondaries, each peer the
+// Membership names at that moment through Prometheus's remote-read client,
+// merged by Prometheus's merge querier. A peer that fails, is slow past
+// Options.Timeout (or the query's own deadline) or sends more than maxBytes
+// becomes a warning naming it, and the answer is the others'; it never fails
+// the query. Without peers, a querier is local's own.
+//
+// maxBytes bounds each peer's answer to one select, after decompression
+// (the query API gives --query.max-response-bytes): the engine's limits
+// count the merged series and samples, but only once they are read, so this
+// bounds what a peer can make the query hold before then.
+func (p *Peers) Queryable(local storage.Queryable, maxBytes int64) *Queryable {
+	return &Queryable{peers: p, local: local, maxBytes: maxBytes, readers: map[string]*peerReader{}}
+}
+
+// Queryable is local's and the peers' data (Peers.Queryable).
+type Queryable struct {
+	peers    *Peers
+	local    storage.Queryable
+	maxBytes int64
+
+	mu      sync.Mutex
+	readers map[string]*peerReader // by base URL
+}
+
+// peerReader is what reads one peer: Prometheus's remote-read client as a
+// queryable, and a client for the label lookups remote read does not have.
+type peerReader struct {
+	peer      string
+	queryable storage.SampleAndChunkQueryable
+	client    *remote.Client
+	labels    *http.Client
+	err       error // the client could not be made
+}
+
+// Querier opens local's querier and one per peer.
+func (f *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
+	local, err := f.local.Querier(mint, maxt)
+	if err != nil {
+		return nil, err
+	}
+	var secondaries []storage.Querier
+	for _, r := range f.readersOf(f.peers.others()) {
+		if r.err != nil {
+			secondaries = append(secondaries, failedQuerier{&PeerError{Peer: r.peer, Err: r.err}})
+			continue
+		}
+		q, err := r.queryable.Querier(mint, maxt)
+		if err != nil {
+			q = failedQuerier{&PeerError{Peer: r.peer, Err: err}}
+		}
+		secondaries = append(secondaries, &peerQuerier{Querier: q, reader: r, peers: f.peers, mint: mint, maxt: maxt})
+	}
+	return storage.NewMergeQuerier([]storage.Querier{local}, secondaries, storage.ChainedSeriesMerge), nil
+}
+
+// Strict returns the same data where a peer that fails fails the select
+// (its series set's error) instead of being a warning: for the remote reads
+// this replica serves to others, since remote read has no warnings to tell
+// a reader that an answer is partial.
+func (f *Queryable) Strict() storage.Queryable {
+	return storage.QueryableFunc(func(mint, maxt int64) (storage.Querier, error) {
+		q, err := f.Querier(mint, maxt)
+		if err != nil {
+			return nil, err
+		}
+		return strictQuerier{q}, nil
+	})
+}
+
+// PeerError is a peer that did not answer, or not in full.
+type PeerError struct {
+	Peer string
+	Err  error
+}
+
+func (e *PeerError) Error() string { return "peer " + e.Peer + ": " + e.Err.Error() }
+
+func (e *PeerError) Unwrap() error { return e.Err }
+
+// strictQuerier fails a select on a peer's failure, which the merge querier
+// reports as a warning. A peer's failure to answer at all is known at the
+// merged set's first Next (the merge opens every set then), before anything
+// of the answer is written.
+type strictQuerier struct{ storage.Querier }
+
+func (q strictQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return &strictSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...)}
+}
+
+type strictSet struct {
+	storage.SeriesSet
+	err error
+}
+
+func (s *strictSet) Next() bool {
+	if s.err != nil {
+		return false
+	}
+	next := s.SeriesSet.Next()
+	for _, w := range s.SeriesSet.Warnings() {
+		var pe *PeerError
+		if errors.As(w, &pe) {
+			s.err = w
+			return false
+		}
+	}
+	return next
+}
+
+func (s *strictSet) Err() error {
+	if s.err != nil {
+		return s.err
+	}
+	return s.SeriesSet.Err()
+}
+
+// readersOf returns the readers of peers, made on first use, and forgets
+// those of replicas no longer among them.
+func (f *Queryable) readersOf(peers []string) []*peerReader {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]*peerReader, 0, len(peers))
+	for _, peer := range peers {
+		r, ok := f.readers[peer]
+		if !ok {
+			r = f.newReader(peer)
+			f.readers[peer] = r
+		}
+		out = append(out, r)
+	}
+	if len(f.readers) > len(peers) {
+		for peer, r := range f.readers {
+			if !slices.Contains(peers, peer) {
+				if r.client != nil {
+					r.client.Client.CloseIdleConnections()
+				}
+				delete(f.readers, peer)
+			}
+		}
+	}
+	return out
+}
+
+func (f *Queryable) newReader(peer string) *peerReader {
+	r := &peerReader{peer: peer}
+	u, err := url.Parse(endpoint(peer, ReadPath))
+	if err != nil {
+		r.err = fmt.Errorf("remote read URL: %w", err)
+		return r
+	}
+	opts := f.peers.opts
+	rc, err := remote.NewReadClient(peer, &remote.ClientConfig{
+		URL:              &config.URL{URL: u},
+		Timeout:          model.Duration(opts.Timeout),
+		HTTPClientConfig: opts.HTTPClient,
+		// A frame holds one series (Prometheus's servers, and ours,
+		// send at most about 1 MiB in one): it cannot be larger than the
+		// whole answer.
+		ChunkedReadLimit: uint64(f.maxBytes),
+	})
+	if err != nil {
+		r.err = fmt.Errorf("remote read client: %w", err)
+		return r
+	}
+	client, ok := rc.(*remote.Client)
+	if !ok {
+		r.err = fmt.Errorf("remote read client of type %T", rc)
+		return r
+	}
+	base := client.Client.Transport
+	client.Client.Transport = f.peers.countedTransport(base, peer, apiRemoteRead, f.maxBytes)
+	r.client = client
+	r.labels = &http.Client{Transport: &peerTransport{next: base, self: f.peers.m.Self(), api: apiLabels, peer: peer, maxBytes: f.maxBytes}}
+	// readRecent: the peer's data is never in local storage, whatever its age.
+	r.queryable = remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, nil)
+	return r
+}
+
+// peerQuerier is the remote-read querier of one peer, as the merge querier
+// takes a secondary. Its errors name the peer. Remote read has no label
+// lookups, so LabelNames and LabelValues ask the peer's query API, marked
+// as a peer's request so that it answers from its own data.
+type peerQuerier struct {
+	storage.Querier
+	reader     *peerReader
+	peers      *Peers
+	mint, maxt int64
+}
+
+// Select returns the peer's series. An error before the first series is
+// the set's error, which the merge querier turns into a warning, all or
+// nothing for the peer (its secondaryQuerier); an error once series came
+// (a stream cut, a deadline passed while reading, an answer over the size
+// limit) is a warning too, since the engine would fail the whole query on a
+// set's error.
+func (q *peerQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	return &peerSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...), peer: q.reader.peer}
+}
+
+type peerSeriesSet struct {
+	storage.SeriesSet
+	peer    string
+	started bool
+	err     error
+	warning error
+}
+
+func (s *peerSeriesSet) Next() bool {
+	if s.SeriesSet.Next() {
+		s.started = true
+		return true
+	}
+	if err := s.SeriesSet.Err(); err != nil {
+		if s.started {
+			s.warning = &PeerError{Peer: s.peer, Err: fmt.Errorf("%w (its series are incomplete)", err)}
+		} else {
+			s.err = &PeerError{Peer: s.peer, Err: err}
+		}
+	}
+	return false
+}
+
+func (s *peerSeriesSet) Err() error { return s.err }
+
+func (s *peerSeriesSet) Warnings() annotations.Annotations {
+	ws := s.SeriesSet.Warnings()
+	if s.warning != nil {
+		ws = ws.Add(s.warning)
+	}
+	return ws
+}
+
+func (q *peerQuerier) LabelNames(ctx context.Context, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return q.lookup(ctx, "/api/v1/labels", hints, ms)
+}
+
+func (q *peerQuerier) LabelValues(ctx context.Context, name string, hints *storage.LabelHints, ms ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	if !model.LegacyValidation.IsValidLabelName(name) {
+		name = model.EscapeName(name, model.ValueEncodingEscaping)
+	}
+	return q.lookup(ctx, "/api/v1/label/"+url.PathEscape(name)+"/values", hints, ms)
+}
+
+// labelAnswer is the envelope of the peer's answer to a label lookup.
+type labelAnswer struct {
+	Status    string   `json:"status"`
+	Data      []string `json:"data"`
+	ErrorType string   `json:"errorType"`
+	Error     string   `json:"error"`
+	Warnings  []string `json:"warnings"`
+}
+
+// lookup asks the peer's query API for label names or values over the
+// querier's time range.
+func (q *peerQuerier) lookup(ctx context.Context, path string, hints *storage.LabelHints, ms []*labels.Matcher) (_ []string, _ annotations.Annotations, err error) {
+	ctx, cancel := context.WithTimeout(ctx, q.peers.opts.Timeout)
+	defer cancel()
+	defer q.peers.observe(ctx, apiLabels, q.reader.peer, time.Now(), &err)
+	params := url.Values{}
+	if len(ms) > 0 {
+		params.Set("match[]", selector(ms))
+	}
+	if s, ok := formatTime(q.mint); ok {
+		params.Set("start", s)
+	}
+	if s, ok := formatTime(q.maxt); ok {
+		params.Set("end", s)
+	}
+	if hints != nil && hints.Limit > 0 {
+		params.Set("limit", strconv.Itoa(hints.Limit))
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint(q.reader.peer, path)+"?"+params.Encode(), nil)
+	if err != nil {
+		return nil, nil, &PeerError{Peer: q.reader.peer, Err: err}
+	}
+	resp, err := q.reader.labels.Do(req)
+	if err != nil {
+		return nil, nil, &PeerError{Peer: q.reader.peer, Err: err}
+	}
+	defer resp.Body.Close()
+	var ans labelAnswer
+	if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+		return nil, nil, &PeerError{Peer: q.reader.peer, Err: fmt.Errorf("%s answered %s: %w", path, resp.Status, err)}
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if ans.Status != "success" {
+		return nil, nil, &PeerError{Peer: q.reader.peer, Err: fmt.Errorf("%s answered %s: %s: %s", path, resp.Status, ans.ErrorType, ans.Error)}
+	}
+	var ws annotations.Annotations
+	for _, w := range ans.Warnings {
+		ws = ws.Add(&PeerError{Peer: q.reader.peer, Err: errors.New(w)})
+	}
+	return ans.Data, ws, nil
+}
+
+// selector writes matchers as one series selector.
+func selector(ms []*labels.Matcher) string {
+	parts := make([]string, len(ms))
+	for i, m := range ms {
+		parts[i] = m.String()
+	}
+	return "{" + strings.Join(parts, ",") + "}"
+}
+
+// formatTime writes a millisecond time as RFC 3339 when it has a four-digit
+// year; the bounds an open range stands for have none, and the query API
+// takes an absent start or end for them.
+func formatTime(ms int64) (string, bool) {
+	t := time.UnixMilli(ms).UTC()
+	if t.Year() < 0 || t.Year() > 9999 {
+		return "", false
+	}
+	return t.Format(time.RFC3339Nano), true
+}
+
+// failedQuerier is a peer that could not be asked: every lookup fails with
+// err, which the merge querier turns into a warning.
+type failedQuerier struct{ err error }
+
+func (q failedQuerier) Select(context.Context, bool, *storage.SelectHints, ...*labels.Matcher) storage.SeriesSet {
+	return storage.ErrSeriesSet(q.err)
+}
+
+func (q failedQuerier) LabelValues(context.Context, string, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, q.err
+}
+
+func (q failedQuerier) LabelNames(context.Context, *storage.LabelHints, ...*labels.Matcher) ([]string, annotations.Annotations, error) {
+	return nil, nil, q.err
+}
+
+func (failedQuerier) Close() error { return nil }
