@@ -16,6 +16,7 @@ import (
 	"github.com/prometheus/prometheus/storage"
 	"github.com/prometheus/prometheus/util/annotations"
 
+	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/schema"
 )
@@ -25,7 +26,10 @@ type API struct {
 	histories *history.Set
 	table     *schema.Table
 	opts      Options
+	// queryable is what queries read: local, or local and the peers'
+	// data with Options.Peers.
 	queryable storage.Queryable
+	local     storage.Queryable
 	engine    *promql.Engine
 	parser    parser.Parser
 	gate      *gate
@@ -75,9 +79,10 @@ func New(histories *history.Set, table *schema.Table, opts Options) *API {
 	if err != nil {
 		cwd = "<error retrieving current working directory>" // as Prometheus says
 	}
+	local := merge(histories.Queryable(), opts.SelfMetrics)
 	return &API{
 		histories: histories, table: table, opts: opts,
-		queryable: merge(histories.Queryable(), opts.SelfMetrics), engine: engine, parser: p, gate: g,
+		queryable: fanout(local, opts), local: local, engine: engine, parser: p, gate: g,
 		chunks: newChunkPool(pooledChunks), release: newReleaser(), heavyBytes: opts.QueryMemory() / heavyShare,
 		metrics: newMetrics(opts.Registerer),
 		logger:  opts.Logger, now: time.Now, started: time.Now(), cwd: cwd,
@@ -111,6 +116,9 @@ func (a *API) Register(r *mux.Router) {
 		{"/api/v1/status/tsdb", a.tsdbStatus, get},
 	} {
 		r.Handle(e.path, a.wrap(e.f)).Methods(e.methods...)
+	}
+	if a.opts.Peers != nil {
+		r.Handle(cluster.ReadPath, a.RemoteReadHandler()).Methods(http.MethodPost)
 	}
 }
 

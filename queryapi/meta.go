@@ -52,6 +52,7 @@ func (a *API) series(r *http.Request) result {
 	if err := set.Err(); err != nil {
 		return result{err: evalError(err)}
 	}
+	warnings.Merge(set.Warnings()) // a peer's that did not answer
 	return result{data: out, warnings: warnings}
 }
 
@@ -62,9 +63,8 @@ func (a *API) labelNames(r *http.Request) result {
 		return result{err: apiErr}
 	}
 	defer q.Close()
-	return a.collect(limit, sets, func(ms []*labels.Matcher) ([]string, error) {
-		names, _, err := q.LabelNames(r.Context(), nil, ms...)
-		return names, err
+	return a.collect(limit, sets, func(ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelNames(r.Context(), nil, ms...)
 	})
 }
 
@@ -82,9 +82,8 @@ func (a *API) labelValues(r *http.Request) result {
 		return result{err: apiErr}
 	}
 	defer q.Close()
-	return a.collect(limit, sets, func(ms []*labels.Matcher) ([]string, error) {
-		values, _, err := q.LabelValues(r.Context(), name, nil, ms...)
-		return values, err
+	return a.collect(limit, sets, func(ms []*labels.Matcher) ([]string, annotations.Annotations, error) {
+		return q.LabelValues(r.Context(), name, nil, ms...)
 	})
 }
 
@@ -107,7 +106,7 @@ func (a *API) labelQuery(r *http.Request) (storage.Querier, int, [][]*labels.Mat
 	if err != nil {
 		return nil, 0, nil, invalidParam(err, "match[]")
 	}
-	q, err := a.queryable.Querier(timestamp.FromTime(start), timestamp.FromTime(end))
+	q, err := a.queryableFor(r).Querier(timestamp.FromTime(start), timestamp.FromTime(end))
 	if err != nil {
 		return nil, 0, nil, evalError(err)
 	}
@@ -115,17 +114,22 @@ func (a *API) labelQuery(r *http.Request) (storage.Querier, int, [][]*labels.Mat
 }
 
 // collect unions the strings get returns for each matcher set (or for none),
-// sorted, cut at limit with a warning as Prometheus does.
-func (a *API) collect(limit int, sets [][]*labels.Matcher, get func([]*labels.Matcher) ([]string, error)) result {
+// sorted, cut at limit with a warning as Prometheus does; the warnings of
+// get (a peer's that did not answer) are the answer's.
+func (a *API) collect(limit int, sets [][]*labels.Matcher, get func([]*labels.Matcher) ([]string, annotations.Annotations, error)) result {
 	if len(sets) == 0 {
 		sets = [][]*labels.Matcher{nil}
 	}
-	var all []string
+	var (
+		all      []string
+		warnings annotations.Annotations
+	)
 	for _, ms := range sets {
-		vals, err := get(ms)
+		vals, ws, err := get(ms)
 		if err != nil {
 			return result{err: &apiError{errorExec, err}}
 		}
+		warnings.Merge(ws)
 		all = append(all, vals...)
 	}
 	slices.Sort(all)
@@ -133,7 +137,6 @@ func (a *API) collect(limit int, sets [][]*labels.Matcher, get func([]*labels.Ma
 	if all == nil {
 		all = []string{}
 	}
-	var warnings annotations.Annotations
 	if limit > 0 && len(all) > limit {
 		all = all[:limit]
 		warnings = warnings.Add(errTruncated)

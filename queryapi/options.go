@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/prometheus/storage"
 
+	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/history"
 )
 
@@ -76,6 +77,12 @@ type Options struct {
 	// Flags are the binary's flags and values for /api/v1/status/flags
 	// (FlagValues); nil lists the query settings alone.
 	Flags map[string]string
+	// Peers, if set, makes the API answer for the whole fabric of a
+	// partitioned aggregator: queries read this replica's data and every
+	// peer's by remote read, and /api/v1/read serves this replica's own
+	// data to them (fanout.go). Nil: this replica's data alone, and no
+	// /api/v1/read.
+	Peers *cluster.Peers
 }
 
 // Defaults of the self-metrics settings. The interval and job are those of

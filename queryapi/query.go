@@ -37,7 +37,7 @@ func (a *API) query(r *http.Request) result {
 	if apiErr != nil {
 		return result{err: apiErr}
 	}
-	qry, err := a.engine.NewInstantQuery(ctx, a.queryable, opts, qs, ts)
+	qry, err := a.engine.NewInstantQuery(ctx, a.queryableFor(r), opts, qs, ts)
 	if err != nil {
 		return result{err: a.constructionError(err)}
 	}
@@ -96,7 +96,7 @@ func (a *API) queryRange(r *http.Request) result {
 	if apiErr != nil {
 		return result{err: apiErr}
 	}
-	qry, err := a.engine.NewRangeQuery(ctx, a.queryable, opts, qs, start, end, step)
+	qry, err := a.engine.NewRangeQuery(ctx, a.queryableFor(r), opts, qs, start, end, step)
 	if err != nil {
 		return result{err: a.constructionError(err)}
 	}

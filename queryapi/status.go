@@ -140,7 +140,7 @@ func (a *API) tsdbStatus(r *http.Request) result {
 		}
 	}
 	mint, maxt := a.timeBounds()
-	q, err := a.queryable.Querier(mint, maxt)
+	q, err := a.local.Querier(mint, maxt) // this replica's storage, as Prometheus's is its own
 	if err != nil {
 		return result{err: &apiError{errorInternal, err}}
 	}
