@@ -78,7 +78,9 @@ type replica struct {
 // exists.
 type servedHandler struct{ h atomic.Pointer[http.Handler] }
 
-func (s *servedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) { (*s.h.Load()).ServeHTTP(w, r) }
+func (s *servedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
 
 // partitionedReplicas splits the fabric between n replicas, each serving
 // its query API (and /api/v1/read) on a loopback server and knowing the
@@ -526,4 +528,3 @@ func sameSamples(a, b map[string][]sample) bool {
 	}
 	return true
 }
-
