@@ -17,12 +17,14 @@ import (
 
 	"github.com/gorilla/mux"
 
+	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
 // API answers REST queries from the views a Loader publishes.
 type API struct {
 	src        snapshot.Loader
+	peers      *cluster.Peers // nil: this replica's view alone (fanout.go)
 	now        func() time.Time
 	retryAfter string
 	buffers    sync.Pool
@@ -49,6 +51,7 @@ func New(src snapshot.Loader, retryAfter time.Duration, now func() time.Time) *A
 func (a *API) Register(r *mux.Router) {
 	r.HandleFunc("/telemetry/GetMetric", a.GetMetric).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/telemetry/ListMetrics", a.ListMetrics).Methods(http.MethodGet, http.MethodHead)
+	a.registerRows(r)
 }
 
 // load returns the view to answer from, or nil (and answers 503) when

@@ -22,17 +22,23 @@ func (a *API) GetMetric(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	view := a.load(w)
+	view, fv := a.viewFor(w, r, q[:1])
 	if view == nil {
 		return
 	}
 	h, err := findMetric(view, q[0], q[1], q[2])
 	if err != nil {
-		writeErr(w, err)
+		if !a.missing(w, fv, q[0], err) {
+			writeErr(w, err)
+		}
 		return
 	}
+	var warnings []string
+	if fv != nil {
+		warnings = fv.warnings
+	}
 	bp := a.buffers.Get().(*[]byte)
-	b := a.appendMetric((*bp)[:0], h, q[0], q[1])
+	b := a.appendMetric((*bp)[:0], h, q[0], q[1], warnings)
 	writeJSON(w, http.StatusOK, b)
 	*bp = b
 	a.buffers.Put(bp)
@@ -115,8 +121,9 @@ func (h metricHit) selectPort(switchID string) (metricHit, error) {
 // appendMetric writes the answer: {switch_id, metric_name[, port], value}
 // for one row, or the switch's rows as a "ports" list (per-port metrics)
 // or a "rows" list (a switch that several switch-level sources report),
-// and the time of the part the value comes from.
-func (a *API) appendMetric(b []byte, h metricHit, switchID, metric string) []byte {
+// and the time of the part the value comes from; then, for a partial
+// answer, the warnings that say so.
+func (a *API) appendMetric(b []byte, h metricHit, switchID, metric string, warnings []string) []byte {
 	b = append(b, `{"switch_id":`...)
 	b = appendString(b, switchID)
 	b = append(b, `,"metric_name":`...)
@@ -132,6 +139,7 @@ func (a *API) appendMetric(b []byte, h metricHit, switchID, metric string) []byt
 		b = h.appendList(b)
 	}
 	b = a.appendTime(b, h.part.TimeText(), h.part.Time())
+	b = appendPartial(b, warnings)
 	return append(b, "}\n"...)
 }
 

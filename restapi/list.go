@@ -21,13 +21,22 @@ func (a *API) ListMetrics(w http.ResponseWriter, r *http.Request) {
 		writeErr(w, err)
 		return
 	}
-	view := a.load(w)
+	view, fv := a.viewFor(w, r, filters["switch_id"])
 	if view == nil {
 		return
 	}
-	sel, err := selectList(view, filters["switch_id"], filters["metric_name"], filters["port"])
+	switchIDs, warnings := filters["switch_id"], []string(nil)
+	if fv != nil {
+		if switchIDs, warnings = fv.available(view, switchIDs); switchIDs == nil && len(filters["switch_id"]) > 0 {
+			a.unavailable(w, "none of the switches asked for is available", warnings)
+			return
+		}
+	}
+	sel, err := selectList(view, switchIDs, filters["metric_name"], filters["port"])
 	if err != nil {
-		writeErr(w, err)
+		if !a.missing(w, fv, "", err) {
+			writeErr(w, err)
+		}
 		return
 	}
 	w.Header()["Content-Type"] = jsonContentType
@@ -36,7 +45,7 @@ func (a *API) ListMetrics(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	bw := bufio.NewWriterSize(w, 64<<10)
-	a.writeList(bw, view, sel)
+	a.writeList(bw, view, sel, warnings)
 	_ = bw.Flush() // a client that went away is not an error worth logging
 }
 
@@ -198,12 +207,14 @@ func (sel *listSelection) keepPorts(ports, switchIDs []string) error {
 }
 
 // writeList streams the list; the view cannot change under it, so the
-// answer is consistent however long the client takes to read it.
-func (a *API) writeList(bw *bufio.Writer, view *snapshot.View, sel *listSelection) {
+// answer is consistent however long the client takes to read it. A partial
+// answer says so before the switches, with its warnings.
+func (a *API) writeList(bw *bufio.Writer, view *snapshot.View, sel *listSelection, warnings []string) {
 	b := append(make([]byte, 0, 4096), `{"timestamp":"`...)
 	b = append(b, view.TimeText()...)
 	b = append(b, `","age_seconds":`...)
 	b = appendSeconds(b, a.now().Sub(view.Time()).Seconds())
+	b = appendPartial(b, warnings)
 	b = append(b, `,"switch_count":`...)
 	b = strconv.AppendInt(b, int64(len(sel.switches)), 10)
 	b = append(b, `,"switches":[`...)

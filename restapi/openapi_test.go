@@ -11,6 +11,7 @@ import (
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 )
 
@@ -20,19 +21,7 @@ import (
 // ../openapi.yaml, requests included; the e2e tests do the same against the
 // running binary.
 func TestOpenAPIFixture(t *testing.T) {
-	loader := openapi3.NewLoader()
-	doc, err := loader.LoadFromFile("../openapi.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := doc.Validate(loader.Context); err != nil {
-		t.Fatal(err)
-	}
-	doc.Servers = openapi3.Servers{{URL: "http://example.com"}} // httptest.NewRequest's host
-	router, err := gorillamux.NewRouter(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	router := openAPIRouter(t)
 	ready, notReady := newRouter(fixtureSnapshot(t), time.Second), newRouter(nil, time.Second)
 	full, fabrics := viewRouter(fullView(t), time.Second), viewRouter(twoFabricsView(t), time.Second)
 	tests := []struct {
@@ -68,29 +57,55 @@ func TestOpenAPIFixture(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			req := httptest.NewRequest(http.MethodGet, tt.target, nil)
-			w := serve(tt.h, http.MethodGet, tt.target)
-			if w.Code != tt.status {
-				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
-			}
-			route, params, err := router.FindRoute(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			opts := &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true}
-			in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
-			if tt.status != http.StatusBadRequest {
-				if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
-					t.Errorf("request does not match openapi.yaml: %v", err)
-				}
-			}
-			err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
-				RequestValidationInput: in, Status: w.Code, Header: w.Header(),
-				Body: io.NopCloser(bytes.NewReader(w.Body.Bytes())), Options: opts,
-			})
-			if err != nil {
-				t.Errorf("answer does not match openapi.yaml: %v\n%s", err, w.Body)
-			}
+			checkOpenAPI(t, router, tt.h, tt.target, tt.status)
 		})
+	}
+}
+
+// openAPIRouter finds the operations of ../openapi.yaml, checked valid.
+func openAPIRouter(t *testing.T) routers.Router {
+	t.Helper()
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromFile("../openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := doc.Validate(loader.Context); err != nil {
+		t.Fatal(err)
+	}
+	doc.Servers = openapi3.Servers{{URL: "http://example.com"}} // httptest.NewRequest's host
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return router
+}
+
+// checkOpenAPI sends a GET of target to h and checks the status, and the
+// request and the answer against the description.
+func checkOpenAPI(t *testing.T, router routers.Router, h http.Handler, target string, status int) {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodGet, target, nil)
+	w := serve(h, http.MethodGet, target)
+	if w.Code != status {
+		t.Fatalf("status %d, want %d: %s", w.Code, status, w.Body)
+	}
+	route, params, err := router.FindRoute(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := &openapi3filter.Options{MultiError: true, IncludeResponseStatus: true}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	if status != http.StatusBadRequest {
+		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+			t.Errorf("request does not match openapi.yaml: %v", err)
+		}
+	}
+	err = openapi3filter.ValidateResponse(context.Background(), &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: w.Code, Header: w.Header(),
+		Body: io.NopCloser(bytes.NewReader(w.Body.Bytes())), Options: opts,
+	})
+	if err != nil {
+		t.Errorf("answer does not match openapi.yaml: %v\n%s", err, w.Body)
 	}
 }
