@@ -119,7 +119,7 @@ func parseEntry(rec []string) (Metric, error) {
 // schema file must not take for data.
 var ReservedPrefixes = []string{
 	Namespace + "_ingest_", Namespace + "_source_", Namespace + "_snapshot_", Namespace + "_history_",
-	Namespace + "_http_", Namespace + "_aggregator_", Namespace + "_query_", "go_", "process_", "promhttp_",
+	Namespace + "_http_", Namespace + "_aggregator_", Namespace + "_query_", Namespace + "_fanout_", "go_", "process_", "promhttp_",
 }
 
 func reserved(name string) bool {

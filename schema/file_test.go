@@ -71,6 +71,7 @@ func TestLoadFileErrors(t *testing.T) {
 		{"name clash with default", header + "Fan,fabric_switch_power_watts,gauge,1,\n", "both exported as fabric_switch_power_watts"},
 		{"reserved", header + "a,fabric_source_up,gauge,1,\n", "reserved"},
 		{"reserved for the history", header + "a,fabric_history_series,gauge,1,\n", "reserved"},
+		{"reserved for the fan-out", header + "a,fabric_fanout_requests_total,counter,1,\n", "reserved"},
 		{"bad quote", header + "a,\"fabric_a,gauge,1,\n", "line 2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
