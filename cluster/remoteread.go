@@ -298,7 +298,11 @@ func (q *peerQuerier) lookup(ctx context.Context, path string, hints *storage.La
 	if hints != nil && hints.Limit > 0 {
 		params.Set("limit", strconv.Itoa(hints.Limit))
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint(q.reader.peer, path)+"?"+params.Encode(), nil)
+	u := endpoint(q.reader.peer, path)
+	if len(params) > 0 {
+		u += "?" + params.Encode()
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, nil, &PeerError{Peer: q.reader.peer, Err: err}
 	}
