@@ -28,6 +28,7 @@ import (
 	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/history"
 	"github.com/fabrictelemetry/aggregator/internal/historytest"
+	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -87,19 +88,33 @@ func (s *servedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // others through a static membership.
 func partitionedReplicas(t *testing.T, n int, opts Options, fanout cluster.Options) []*replica {
 	t.Helper()
+	polls := make([]*snapshot.Snapshot, fabricPolls)
+	for k := range polls {
+		polls[k] = fabricAt(t, k)
+	}
+	replicas := replicasOf(t, n, polls, opts, fanout)
+	for _, r := range replicas {
+		r.now = func() time.Time { return fabricNow }
+	}
+	return replicas
+}
+
+// replicasOf splits polls between n replicas as partitionedReplicas does.
+func replicasOf(tb testing.TB, n int, polls []*snapshot.Snapshot, opts Options, fanout cluster.Options) []*replica {
+	tb.Helper()
 	handlers := make([]*servedHandler, n)
 	urls := make([]string, n)
 	for i := range n {
 		handlers[i] = &servedHandler{}
 		srv := httptest.NewServer(handlers[i])
-		t.Cleanup(srv.Close)
+		tb.Cleanup(srv.Close)
 		urls[i] = srv.URL
 	}
 	replicas := make([]*replica, n)
 	for i := range n {
 		h := history.New(time.Hour)
-		for k := range fabricPolls {
-			h.Append(partOf(t, fabricAt(t, k), urls, i))
+		for _, s := range polls {
+			h.Append(partOf(tb, s, urls, i))
 		}
 		m := &cluster.Static{SelfURL: urls[i], PartitionOwners: urls, SourceNames: []string{fabricSource}}
 		for j, u := range urls {
@@ -112,15 +127,16 @@ func partitionedReplicas(t *testing.T, n int, opts Options, fanout cluster.Optio
 		fo.Registerer = reg
 		peers, err := cluster.New(m, fo)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		o := opts
 		o.Peers = peers
-		a := newTestAPIs(t, []*history.History{h}, o)
-		a.now = func() time.Time { return fabricNow }
-		var handler http.Handler = a.router
+		a := New([]*history.History{h}, schema.Default(), o)
+		r := mux.NewRouter()
+		a.Register(r)
+		var handler http.Handler = r
 		handlers[i].h.Store(&handler)
-		replicas[i] = &replica{testAPI: a, url: urls[i], history: h, reg: reg}
+		replicas[i] = &replica{testAPI: &testAPI{API: a, router: r}, url: urls[i], history: h, reg: reg}
 	}
 	return replicas
 }
