@@ -60,7 +60,7 @@ func RowsHandler(src snapshot.Loader) http.Handler {
 			}
 		}
 		w.Header().Set("Content-Type", rowsContentType)
-		bw := bufio.NewWriterSize(w, 64<<10)
+		bw := bufio.NewWriter(w)
 		var n [binary.MaxVarintLen64]byte
 		for _, rec := range recs {
 			_, _ = bw.Write(n[:binary.PutUvarint(n[:], uint64(len(rec.Value)))])
@@ -101,7 +101,7 @@ func (p *Peers) Rows(ctx context.Context, peer string, switches []string) (_ []*
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 		return nil, fmt.Errorf("%s answered %s: %s", RowsPath, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	snaps, err := readRows(bufio.NewReaderSize(resp.Body, 64<<10), p.opts.MaxAnswerBytes)
+	snaps, err := readRows(bufio.NewReader(resp.Body), p.opts.MaxAnswerBytes)
 	return snaps, tooLargeFlag(err)
 }
 

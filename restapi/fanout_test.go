@@ -42,7 +42,7 @@ func (s *servedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // restReplicas splits view between n replicas, each serving the REST API
 // with its peers on a loopback server.
-func restReplicas(t *testing.T, view *snapshot.View, n int, opts cluster.Options) []*restReplica {
+func restReplicas(t testing.TB, view *snapshot.View, n int, opts cluster.Options) []*restReplica {
 	t.Helper()
 	handlers := make([]*servedHandler, n)
 	urls := make([]string, n)
