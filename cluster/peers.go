@@ -53,9 +53,6 @@ func New(m Membership, opts Options) (*Peers, error) {
 // Membership returns the membership the peers come from.
 func (p *Peers) Membership() Membership { return p.m }
 
-// Timeout is the time limit of one request to a peer.
-func (p *Peers) Timeout() time.Duration { return p.opts.Timeout }
-
 // others returns the peers of the membership, without this replica should
 // the membership list it.
 func (p *Peers) others() []string {
