@@ -544,3 +544,37 @@ func sameSamples(a, b map[string][]sample) bool {
 	}
 	return true
 }
+
+// TestFanoutPeerCutMidStream cuts a peer's streamed answer halfway and
+// then hangs past the fan-out's timeout: the series that arrived are used,
+// and a warning says the peer's series are incomplete; the query does not
+// fail.
+func TestFanoutPeerCutMidStream(t *testing.T) {
+	replicas := partitionedReplicas(t, 3, Options{}, cluster.Options{Timeout: 300 * time.Millisecond})
+	release := make(chan struct{})
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		whole := httptest.NewRecorder()
+		replicas[2].router.ServeHTTP(whole, r)
+		for k, v := range whole.Header() {
+			w.Header()[k] = v
+		}
+		body := whole.Body.Bytes()
+		_, _ = w.Write(body[:len(body)/2])
+		w.(http.Flusher).Flush()
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(cut.Close)
+	t.Cleanup(func() { close(release) })
+	r := replicas[0]
+	r.opts.Peers.Membership().(*cluster.Static).PeerURLs = []string{replicas[1].url, cut.URL}
+	code, env := r.get(t, "/api/v1/query", "query", "count(fabric_switch_transmit_bytes_total)")
+	success(t, code, env)
+	if !slices.ContainsFunc(env.Warnings, func(w string) bool {
+		return strings.Contains(w, "peer "+cut.URL) && strings.Contains(w, "its series are incomplete")
+	}) {
+		t.Errorf("no warning says the cut peer's series are incomplete: %v", env.Warnings)
+	}
+}
