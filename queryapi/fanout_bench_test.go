@@ -48,7 +48,7 @@ func BenchmarkFanoutTopk(b *testing.B) {
 		for _, s := range polls {
 			h.Append(s)
 		}
-		a := New([]*history.History{h}, nil, Options{})
+		a := New(history.NewSet(h), nil, Options{})
 		run(b, a, a.queryable)
 	})
 	for _, replicas := range []int{2, 4} {

@@ -131,7 +131,7 @@ func replicasOf(tb testing.TB, n int, polls []*snapshot.Snapshot, opts Options, 
 		}
 		o := opts
 		o.Peers = peers
-		a := New([]*history.History{h}, schema.Default(), o)
+		a := New(history.NewSet(h), schema.Default(), o)
 		r := mux.NewRouter()
 		a.Register(r)
 		var handler http.Handler = r
