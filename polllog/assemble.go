@@ -1,6 +1,7 @@
 package polllog
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"maps"
@@ -107,6 +108,8 @@ type Assembler struct {
 	pendingBytes int
 	counts       map[Reason]uint64
 	arrivals     uint64 // orders pending polls by first arrival
+	key          []byte // scratch for a data record's key
+	rows         rowDecoder
 }
 
 // NewAssembler returns an Assembler.
@@ -152,20 +155,31 @@ type sourceState struct {
 	metricsFor  []string // the columns and subsystem metrics were resolved for
 	subsystem   string
 	metrics     []schema.Metric
+	// The label names and columns of the last poll begun, encoded and
+	// decoded: a steady source's next poll shares them.
+	names      []byte
+	labelNames []string
+	columns    []string
 }
 
 // maxSettled bounds the memory of rejected seqs per source.
 const maxSettled = 64
 
+// pendingPoll is an incomplete poll. It keeps its data records as they
+// came, checked but encoded (slices of the values given to Add, which
+// MaxPendingBytes counts), and decodes them once, in switch order, when
+// the poll is complete.
 type pendingPoll struct {
 	PollID
-	snapTime    time.Time
+	snapTime    int64 // Unix nanoseconds
 	partitions  int
+	names       []byte // label names and columns, encoded
 	labelNames  []string
 	columns     []string
 	counts      map[int32]int   // data records seen per partition
 	markers     map[int32]int64 // end marker offsets
-	builder     *snapshot.Builder
+	data        []dataRecord
+	rows        int
 	records     int
 	bytes       int
 	arrival     uint64
@@ -173,21 +187,32 @@ type pendingPoll struct {
 	duplicate   bool // a second copy was seen and counted
 }
 
+// dataRecord is what a pending poll keeps of a data record.
+type dataRecord struct {
+	switchID []byte
+	chunk    int
+	rows     int
+	rowData  []byte
+}
+
 // Add feeds one record read at offset of partition. It returns the polls
 // this record completed (in order) and what it caused to be rejected.
+// The Assembler keeps value, not a copy, until the poll it belongs to is
+// complete or dropped: the caller must not change it.
 func (a *Assembler) Add(partition int32, offset int64, value []byte) ([]*Poll, []Rejection) {
 	var out result
 	a.expire(&out)
-	e, err := Decode(value)
-	if err == nil && e.Kind == KindCheckpoint {
+	e, err := parseRecord(value)
+	if err == nil && e.kind == KindCheckpoint {
 		err = fmt.Errorf("%w: a checkpoint record in the data topic", ErrCorrupt)
 	}
-	if err == nil && e.Kind == KindEnd && e.Partition != partition {
-		err = fmt.Errorf("%w: end marker of partition %d read from partition %d", ErrCorrupt, e.Partition, partition)
+	if err == nil && e.kind == KindEnd && e.partition != partition {
+		err = fmt.Errorf("%w: end marker of partition %d read from partition %d", ErrCorrupt, e.partition, partition)
 	}
-	if err == nil && e.Kind == KindData {
-		if want := Partition(Key(e.Source, e.Switch), e.Partitions); want != partition {
-			err = fmt.Errorf("%w: switch %q belongs in partition %d, read from %d", ErrCorrupt, e.Switch, want, partition)
+	if err == nil && e.kind == KindData {
+		a.key = append(append(append(a.key[:0], e.source...), '/'), e.switchID...)
+		if want := Partition(a.key, e.partitions); want != partition {
+			err = fmt.Errorf("%w: switch %q belongs in partition %d, read from %d", ErrCorrupt, e.switchID, want, partition)
 		}
 	}
 	if err != nil {
@@ -198,10 +223,10 @@ func (a *Assembler) Add(partition int32, offset int64, value []byte) ([]*Poll, [
 		out.reject(a, Rejection{Reason: reason, Partition: partition, Offset: offset, Err: err})
 		return out.polls, out.rejected
 	}
-	if !a.reads(partition, e.Partitions) {
+	if !a.reads(partition, e.partitions) {
 		return out.polls, out.rejected // another reader's partition
 	}
-	a.add(a.source(e.Source), e, partition, offset, len(value), &out)
+	a.add(a.source(e.source), &e, partition, offset, len(value), &out)
 	return out.polls, out.rejected
 }
 
@@ -219,49 +244,50 @@ func (a *Assembler) reads(partition int32, partitions int) bool {
 	return int(partition) < partitions && (a.owned == nil || a.owned[partition])
 }
 
-func (a *Assembler) source(name string) *sourceState {
-	s, ok := a.sources[name]
+func (a *Assembler) source(name []byte) *sourceState {
+	s, ok := a.sources[string(name)]
 	if !ok {
-		s = &sourceState{name: name, settled: map[uint64]Reason{}, partSeq: map[int32]uint64{}, firstSeq: map[int32]uint64{}}
-		a.sources[name] = s
+		s = &sourceState{name: string(name), settled: map[uint64]Reason{}, partSeq: map[int32]uint64{}, firstSeq: map[int32]uint64{}}
+		a.sources[s.name] = s
 	}
 	return s
 }
 
-func (a *Assembler) add(src *sourceState, e *Entry, partition int32, offset int64, size int, out *result) {
+func (a *Assembler) add(src *sourceState, e *record, partition int32, offset int64, size int, out *result) {
 	rej := func(reason Reason, format string, args ...any) Rejection {
-		return Rejection{Reason: reason, Source: src.name, Seq: e.Seq, Partition: partition, Offset: offset, Err: fmt.Errorf(format, args...)}
+		return Rejection{Reason: reason, Source: src.name, Seq: e.seq, Partition: partition, Offset: offset, Err: fmt.Errorf(format, args...)}
 	}
-	if _, done := src.settled[e.Seq]; done {
+	if _, done := src.settled[e.seq]; done {
 		return // the rest of a poll already rejected
 	}
-	if src.emitted && e.Seq <= src.lastEmitted {
-		if e.Seq == src.lastEmitted {
+	if src.emitted && e.seq <= src.lastEmitted {
+		if e.seq == src.lastEmitted {
 			a.settle(src, rej(ReasonDuplicate, "poll already applied"), out)
 		} else {
 			a.settle(src, rej(ReasonOutOfOrder, "poll older than the last applied one, %d", src.lastEmitted), out)
 		}
 		return
 	}
-	if newest, seen := src.partSeq[partition]; e.Seq < newest {
-		a.drop(src, e.Seq, rej(ReasonOutOfOrder, "after poll %d in the same partition", newest), out)
+	if newest, seen := src.partSeq[partition]; e.seq < newest {
+		a.drop(src, e.seq, rej(ReasonOutOfOrder, "after poll %d in the same partition", newest), out)
 		return
 	} else if !seen {
-		src.firstSeq[partition] = e.Seq
+		src.firstSeq[partition] = e.seq
 	}
-	src.partSeq[partition] = e.Seq
+	src.partSeq[partition] = e.seq
 	// A later poll in this partition ends every earlier one still waiting
 	// for its marker here: that marker will never come.
-	for _, q := range slices.Clone(src.pending) {
-		if q.Seq < e.Seq && a.reads(partition, q.partitions) {
-			if _, ok := q.markers[partition]; !ok {
-				a.drop(src, q.Seq, rej(ReasonIncomplete, "poll %d began in partition %d before this poll's end marker", e.Seq, partition), out)
-			}
+	for i := 0; i < len(src.pending) && src.pending[i].Seq < e.seq; {
+		q := src.pending[i]
+		if _, ok := q.markers[partition]; !ok && a.reads(partition, q.partitions) {
+			a.drop(src, q.Seq, rej(ReasonIncomplete, "poll %d began in partition %d before this poll's end marker", e.seq, partition), out)
+			continue // q is gone from src.pending
 		}
+		i++
 	}
 	p, err := a.pending(src, e)
 	if err != nil {
-		a.drop(src, e.Seq, rej(ReasonCorrupt, "%v", err), out)
+		a.drop(src, e.seq, rej(ReasonCorrupt, "%v", err), out)
 		return
 	}
 	if p == nil {
@@ -279,16 +305,15 @@ func (a *Assembler) add(src *sourceState, e *Entry, partition int32, offset int6
 	}
 	p.bytes += size
 	a.pendingBytes += size
-	switch e.Kind {
+	switch e.kind {
 	case KindData:
 		p.counts[partition]++
 		p.records++
-		for i := range e.RowsInRecord {
-			p.builder.AddRowValues(e.Row(i))
-		}
+		p.rows += e.rows
+		p.data = append(p.data, dataRecord{switchID: e.switchID, chunk: e.chunk, rows: e.rows, rowData: e.rowData})
 	case KindEnd:
-		if got := p.counts[partition]; got != e.DataRecords {
-			a.drop(src, e.Seq, rej(ReasonIncomplete, "partition %d held %d data records, its marker says %d", partition, got, e.DataRecords), out)
+		if got := p.counts[partition]; got != e.dataRecords {
+			a.drop(src, e.seq, rej(ReasonIncomplete, "partition %d held %d data records, its marker says %d", partition, got, e.dataRecords), out)
 			return
 		}
 		p.markers[partition] = offset
@@ -302,21 +327,32 @@ func (a *Assembler) add(src *sourceState, e *Entry, partition int32, offset int6
 
 // pending returns the pending poll e belongs to (nil if none), or an error
 // when e disagrees with the poll's other records.
-func (a *Assembler) pending(src *sourceState, e *Entry) (*pendingPoll, error) {
-	i, found := slices.BinarySearchFunc(src.pending, e.Seq, func(p *pendingPoll, seq uint64) int { return cmpUint(p.Seq, seq) })
+func (a *Assembler) pending(src *sourceState, e *record) (*pendingPoll, error) {
+	i, found := slices.BinarySearchFunc(src.pending, e.seq, func(p *pendingPoll, seq uint64) int { return cmpUint(p.Seq, seq) })
 	if !found {
 		return nil, nil
 	}
 	p := src.pending[i]
 	switch {
-	case !p.snapTime.Equal(e.SnapshotTime) || !p.PublishTime.Equal(e.PublishTime):
+	case p.snapTime != e.snapTime || p.PublishTime.UnixNano() != e.publishTime:
 		return nil, fmt.Errorf("records of one poll disagree on its times")
-	case p.partitions != e.Partitions:
-		return nil, fmt.Errorf("records of one poll disagree on its partitions: %d and %d", p.partitions, e.Partitions)
-	case !slices.Equal(p.labelNames, e.LabelNames) || !slices.Equal(p.columns, e.Columns):
+	case p.partitions != e.partitions:
+		return nil, fmt.Errorf("records of one poll disagree on its partitions: %d and %d", p.partitions, e.partitions)
+	case !sameNames(p, e.names):
 		return nil, fmt.Errorf("records of one poll disagree on its labels or columns")
 	}
 	return p, nil
+}
+
+// sameNames reports whether names (encoded) are p's label names and
+// columns: the same bytes, or, should a writer encode a length in more
+// bytes than it needs, the same strings.
+func sameNames(p *pendingPoll, names []byte) bool {
+	if bytes.Equal(p.names, names) {
+		return true
+	}
+	labels, columns := decodeNames(names)
+	return slices.Equal(p.labelNames, labels) && slices.Equal(p.columns, columns)
 }
 
 func cmpUint(x, y uint64) int {
@@ -329,26 +365,25 @@ func cmpUint(x, y uint64) int {
 	return 0
 }
 
-func (a *Assembler) newPending(src *sourceState, e *Entry, out *result) *pendingPoll {
+func (a *Assembler) newPending(src *sourceState, e *record, out *result) *pendingPoll {
 	for len(src.pending) >= a.cfg.MaxPendingPolls {
 		q := src.pending[0]
 		a.drop(src, q.Seq, Rejection{Reason: ReasonIncomplete, Source: src.name, Seq: q.Seq, Partition: -1, Offset: -1,
 			Err: fmt.Errorf("more than %d polls of the source pending", a.cfg.MaxPendingPolls)}, out)
 	}
-	rows := 0
-	if src.prev != nil {
-		rows = src.prev.NumRows()
+	if !bytes.Equal(src.names, e.names) {
+		src.names = slices.Clone(e.names)
+		src.labelNames, src.columns = decodeNames(e.names)
 	}
 	a.arrivals++
 	p := &pendingPoll{
-		PollID: e.PollID, snapTime: e.SnapshotTime, partitions: e.Partitions,
-		labelNames: e.LabelNames, columns: e.Columns,
+		PollID:   PollID{Source: src.name, Seq: e.seq, PublishTime: unixTime(e.publishTime)},
+		snapTime: e.snapTime, partitions: e.partitions,
+		names: src.names, labelNames: src.labelNames, columns: src.columns,
 		counts: map[int32]int{}, markers: map[int32]int64{},
-		builder: snapshot.NewBuilder(e.LabelNames, e.Columns, rows),
 		arrival: a.arrivals, firstRecord: a.cfg.Now(),
 	}
-	p.builder.ShareIndex(src.prev)
-	i, _ := slices.BinarySearchFunc(src.pending, e.Seq, func(p *pendingPoll, seq uint64) int { return cmpUint(p.Seq, seq) })
+	i, _ := slices.BinarySearchFunc(src.pending, e.seq, func(p *pendingPoll, seq uint64) int { return cmpUint(p.Seq, seq) })
 	src.pending = slices.Insert(src.pending, i, p)
 	return p
 }
@@ -375,8 +410,7 @@ func (a *Assembler) emit(src *sourceState, p *pendingPoll, partition int32, offs
 			Err: fmt.Errorf("poll %d completed first", p.Seq)}, out)
 	}
 	a.remove(src, p)
-	metrics := a.metrics(src, p)
-	snap, err := p.builder.Build(p.snapTime, metrics)
+	snap, err := a.build(src, p)
 	if err != nil {
 		a.settle(src, Rejection{Reason: ReasonCorrupt, Source: src.name, Seq: p.Seq, Partition: partition, Offset: offset, Err: err}, out)
 		return

@@ -1,11 +1,14 @@
 package polllog
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -385,4 +388,118 @@ func TestAssembleAhead(t *testing.T) {
 	if got := a.Ahead(); len(got) != 0 {
 		t.Errorf("ahead %v after every partition was read", got)
 	}
+}
+
+// TestAssembleSharesSteadyRows applies polls of one fabric with new values
+// each time: every poll after the first shares the previous snapshot's
+// rows (labels and index), as the ingest parser's snapshots do, and holds
+// the new values.
+func TestAssembleSharesSteadyRows(t *testing.T) {
+	log := newTestLog(4)
+	var want []*snapshot.Snapshot
+	for seq := range uint64(3) {
+		s := valuedSnapshot(t, ufmRows(6, 5, nil), int(seq), pollTime.Add(time.Duration(seq)*time.Minute))
+		log.publish(t, "s", seq+1, s)
+		want = append(want, s)
+	}
+	polls, rejected := log.readAll(NewAssembler(AssemblerConfig{}))
+	if len(polls) != 3 || len(rejected) > 0 {
+		t.Fatalf("%d polls, rejected %v", len(polls), rejected)
+	}
+	for i, p := range polls {
+		assertSameSnapshot(t, p.Snapshot, want[i])
+		if i > 0 && !p.Snapshot.SameRows(polls[i-1].Snapshot) {
+			t.Errorf("poll %d does not share the rows of poll %d", p.Seq, polls[i-1].Seq)
+		}
+	}
+}
+
+// TestAssembleChangedRows changes the rows between two polls in the ways
+// a fabric changes: the second poll must hold its own labels, not the
+// first's at the same place, and share nothing when its rows differ; a
+// third poll like the first is whole again.
+func TestAssembleChangedRows(t *testing.T) {
+	base := ufmRows(6, 5, nil)
+	tests := map[string][][]string{
+		"a switch added in the middle": ufmRows(6, 5, func(rows [][]string) [][]string {
+			return slices.Insert(rows, 10, []string{"sw-0001a", "1", "0x00000000000000aa"})
+		}),
+		"a switch removed": ufmRows(6, 5, func(rows [][]string) [][]string { return slices.Delete(rows, 5, 10) }),
+		"a port added":     ufmRows(6, 5, func(rows [][]string) [][]string { return slices.Insert(rows, 7, []string{"sw-0001", "5a", rows[6][2]}) }),
+		"a port removed":   ufmRows(6, 5, func(rows [][]string) [][]string { return slices.Delete(rows, 7, 8) }),
+		"a GUID changed": ufmRows(6, 5, func(rows [][]string) [][]string {
+			for _, r := range rows[15:20] {
+				r[2] = "0x00000000000000ff"
+			}
+			return rows
+		}),
+		"a switch renamed, same rows": ufmRows(6, 5, func(rows [][]string) [][]string {
+			for _, r := range rows[25:30] {
+				r[0] = "sw-0005b"
+			}
+			return rows
+		}),
+		"every label the same length, other values": ufmRows(6, 5, func(rows [][]string) [][]string {
+			for _, r := range rows {
+				r[2] = strings.Replace(r[2], "0x", "0y", 1)
+			}
+			return rows
+		}),
+	}
+	for name, changed := range tests {
+		t.Run(name, func(t *testing.T) {
+			log := newTestLog(4)
+			want := []*snapshot.Snapshot{
+				valuedSnapshot(t, base, 0, pollTime),
+				valuedSnapshot(t, changed, 1, pollTime.Add(time.Minute)),
+				valuedSnapshot(t, base, 2, pollTime.Add(2*time.Minute)),
+			}
+			for i, s := range want {
+				log.publish(t, "s", uint64(i+1), s)
+			}
+			polls, rejected := log.readAll(NewAssembler(AssemblerConfig{}))
+			if len(polls) != 3 || len(rejected) > 0 {
+				t.Fatalf("%d polls, rejected %v", len(polls), rejected)
+			}
+			for i, p := range polls {
+				assertSameSnapshot(t, p.Snapshot, want[i])
+			}
+			if polls[1].Snapshot.SameRows(polls[0].Snapshot) || polls[2].Snapshot.SameRows(polls[1].Snapshot) {
+				t.Error("a poll with other rows shares the previous poll's")
+			}
+		})
+	}
+}
+
+// ufmRows returns the label values of a per-port fabric, switch, port and
+// GUID, sorted as a snapshot holds them, changed by change (nil: as is).
+func ufmRows(switches, ports int, change func([][]string) [][]string) [][]string {
+	var rows [][]string
+	for sw := range switches {
+		for port := 1; port <= ports; port++ {
+			rows = append(rows, []string{fmt.Sprintf("sw-%04d", sw), fmt.Sprint(port), fmt.Sprintf("0x%016x", 0xe41d2d0300000000+uint64(sw))})
+		}
+	}
+	if change != nil {
+		rows = change(rows)
+	}
+	return rows
+}
+
+// valuedSnapshot builds a snapshot of rows (switch_id, port, node_guid)
+// with two counter columns whose values depend on seed.
+func valuedSnapshot(t testing.TB, rows [][]string, seed int, at time.Time) *snapshot.Snapshot {
+	t.Helper()
+	labels := []string{snapshot.SwitchLabel, snapshot.PortLabel, "node_guid"}
+	columns := []string{"PortXmitDataExtended", "SymbolErrorCounterExtended"}
+	b := snapshot.NewBuilder(labels, columns, len(rows))
+	for i, r := range rows {
+		b.AddRowValues(r, []snapshot.Value{snapshot.UintValue(uint64(1000*seed + i)), snapshot.UintValue(uint64(seed))})
+	}
+	metrics, _ := schema.Default().Resolve(snapshot.Subsystem(labels), columns)
+	s, err := b.Build(at, metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -26,18 +26,25 @@ var fabric = sync.OnceValues(func() (*fabricPoll, error) {
 		return nil, err
 	}
 	at := time.Date(2026, 11, 25, 19, 30, 0, 0, time.UTC)
+	parser := ingest.NewParser(schema.Default())
 	sim.Tick(at)
 	body := sim.UFMBody()
-	snap, err := ingest.NewParser(schema.Default()).Parse(body, at)
+	snap, err := parser.Parse(body, at)
 	if err != nil {
 		return nil, err
 	}
-	return &fabricPoll{body: body, snap: snap}, nil
+	sim.Tick(at.Add(time.Minute))
+	next, err := parser.Parse(sim.UFMBody(), at.Add(time.Minute))
+	if err != nil {
+		return nil, err
+	}
+	return &fabricPoll{body: body, snap: snap, next: next}, nil
 })
 
 type fabricPoll struct {
 	body []byte
 	snap *snapshot.Snapshot
+	next *snapshot.Snapshot // the same fabric a minute later: same rows, new values
 }
 
 func fabricSnapshot(b *testing.B) *fabricPoll {
@@ -88,6 +95,43 @@ func BenchmarkAssembleFabric(b *testing.B) {
 		polls, rejected := log.readAll(NewAssembler(AssemblerConfig{}))
 		if len(polls) != 1 || len(rejected) > 0 || polls[0].Snapshot.NumRows() != f.snap.NumRows() {
 			b.Fatalf("%d polls, rejected %v", len(polls), rejected)
+		}
+	}
+}
+
+// BenchmarkAssembleFabricWarm is the steady case of a replica: the same
+// fabric, new values, assembled by an Assembler that applied the fabric's
+// previous poll, so that the rows' labels and index are the previous
+// snapshot's. Each poll is encoded with the timer stopped.
+func BenchmarkAssembleFabricWarm(b *testing.B) {
+	f := fabricSnapshot(b)
+	a := NewAssembler(AssemblerConfig{})
+	encode := func(seq uint64) *testLog {
+		snap := f.snap
+		if seq%2 == 0 {
+			snap = f.next
+		}
+		recs, err := fabricEncoder.Encode(fabricID(seq), snap)
+		if err != nil {
+			b.Fatal(err)
+		}
+		log := newTestLog(fabricEncoder.Partitions)
+		log.append(recs)
+		return log
+	}
+	first, _ := encode(1).readAll(a)
+	if len(first) != 1 {
+		b.Fatal("the first poll was not assembled")
+	}
+	b.SetBytes(int64(len(f.body)))
+	b.ReportAllocs()
+	for seq := uint64(2); b.Loop(); seq++ {
+		b.StopTimer()
+		log := encode(seq)
+		b.StartTimer()
+		polls, rejected := log.readAll(a)
+		if len(polls) != 1 || len(rejected) > 0 || !polls[0].Snapshot.SameRows(first[0].Snapshot) {
+			b.Fatalf("%d polls, rejected %v, or the rows were not shared", len(polls), rejected)
 		}
 	}
 }

@@ -128,90 +128,179 @@ const (
 // ErrUnknownVersion or ErrCorrupt; a nil error means every length, count
 // and cell of the record was valid.
 func Decode(value []byte) (*Entry, error) {
-	if len(value) < headerLen || [4]byte(value[:4]) != magic {
-		return nil, fmt.Errorf("%w: not a poll-log record", ErrCorrupt)
+	r, err := parseRecord(value)
+	if err != nil {
+		return nil, err
 	}
-	if v := value[offVersion]; v != Version {
-		return nil, fmt.Errorf("%w %d (this reader knows %d)", ErrUnknownVersion, v, Version)
+	e := &Entry{
+		Kind:         r.kind,
+		PollID:       PollID{Source: string(r.source), Seq: r.seq, PublishTime: unixTime(r.publishTime)},
+		SnapshotTime: unixTime(r.snapTime),
+		Partitions:   r.partitions,
 	}
-	if want, got := binary.BigEndian.Uint32(value[offCRC:]), crc32.Checksum(value[headerLen:], castagnoli); want != got {
-		return nil, fmt.Errorf("%w: checksum mismatch (truncated or damaged)", ErrCorrupt)
+	if r.kind == KindData || r.kind == KindEnd {
+		e.LabelNames, e.Columns = decodeNames(r.names)
 	}
-	e := &Entry{Kind: Kind(value[offKind])}
-	d := decoder{buf: value[headerLen:]}
-	e.Source = d.string()
-	e.Seq = d.uvarint()
-	e.SnapshotTime = d.time()
-	e.PublishTime = d.time()
-	e.Partitions = d.count(math.MaxInt32)
-	switch e.Kind {
+	switch r.kind {
 	case KindData:
-		d.names(e)
-		e.decodeRows(&d)
-	case KindEnd:
-		d.names(e)
-		e.Partition = int32(d.count(math.MaxInt32))
-		e.DataRecords = d.count(math.MaxInt32)
-		if d.err == nil && int(e.Partition) >= e.Partitions {
-			d.fail("marker for partition %d of a %d-partition poll", e.Partition, e.Partitions)
+		e.Switch, e.Chunk, e.Chunks, e.RowsInRecord = string(r.switchID), r.chunk, r.chunks, r.rows
+		e.Labels = make([]string, 0, r.rows*r.labelCount)
+		e.Values = make([]snapshot.Value, 0, r.rows*r.columnCount)
+		d := decoder{buf: r.rowData}
+		for range r.rows {
+			e.Labels = append(e.Labels, e.Switch)
+			for range r.labelCount - 1 {
+				e.Labels = append(e.Labels, d.string())
+			}
+			for range r.columnCount {
+				e.Values = append(e.Values, d.cell())
+			}
 		}
-	case KindCheckpoint:
-	default:
-		return nil, fmt.Errorf("%w: unknown record kind %d", ErrCorrupt, value[offKind])
-	}
-	if d.err == nil && len(d.buf) > 0 {
-		d.fail("%d bytes after the %s record", len(d.buf), e.Kind)
-	}
-	if d.err == nil && e.Source == "" {
-		d.fail("no source name")
-	}
-	if d.err == nil && e.Kind != KindCheckpoint && e.Partitions == 0 {
-		d.fail("a poll of no partitions")
-	}
-	if d.err != nil {
-		return nil, fmt.Errorf("%w: %s record: %w", ErrCorrupt, e.Kind, d.err)
+	case KindEnd:
+		e.Partition, e.DataRecords = r.partition, r.dataRecords
 	}
 	return e, nil
 }
 
-func (d *decoder) names(e *Entry) {
-	e.LabelNames = d.strings()
-	e.Columns = d.strings()
-	if d.err == nil && (len(e.LabelNames) == 0 || e.LabelNames[0] != snapshot.SwitchLabel) {
-		d.fail("label names %q do not start with %s", e.LabelNames, snapshot.SwitchLabel)
+// record is a checked record whose names and rows are left encoded, as
+// slices of its value: parseRecord allocates nothing, and the Assembler
+// keeps a data record this way until its poll is complete.
+type record struct {
+	kind        Kind
+	source      []byte
+	seq         uint64
+	snapTime    int64 // Unix nanoseconds
+	publishTime int64 // Unix nanoseconds
+	partitions  int
+
+	// Data and End: the label names and the columns, as encoded.
+	names       []byte
+	labelCount  int
+	columnCount int
+
+	// Data.
+	switchID      []byte
+	chunk, chunks int
+	rows          int
+	rowData       []byte // the rows, as encoded, every one checked
+
+	// End.
+	partition   int32
+	dataRecords int
+}
+
+// parseRecord checks a record value as Decode does (magic, version,
+// checksum, every length, count and cell, nothing after the payload)
+// without decoding its strings and cells into anything.
+func parseRecord(value []byte) (record, error) {
+	if len(value) < headerLen || [4]byte(value[:4]) != magic {
+		return record{}, fmt.Errorf("%w: not a poll-log record", ErrCorrupt)
+	}
+	if v := value[offVersion]; v != Version {
+		return record{}, fmt.Errorf("%w %d (this reader knows %d)", ErrUnknownVersion, v, Version)
+	}
+	if want, got := binary.BigEndian.Uint32(value[offCRC:]), crc32.Checksum(value[headerLen:], castagnoli); want != got {
+		return record{}, fmt.Errorf("%w: checksum mismatch (truncated or damaged)", ErrCorrupt)
+	}
+	r := record{kind: Kind(value[offKind])}
+	d := decoder{buf: value[headerLen:]}
+	r.source = d.raw()
+	r.seq = d.uvarint()
+	r.snapTime = d.varint()
+	r.publishTime = d.varint()
+	r.partitions = d.count(math.MaxInt32)
+	switch r.kind {
+	case KindData:
+		d.names(&r)
+		d.rows(&r)
+	case KindEnd:
+		d.names(&r)
+		r.partition = int32(d.count(math.MaxInt32))
+		r.dataRecords = d.count(math.MaxInt32)
+		if d.err == nil && int(r.partition) >= r.partitions {
+			d.fail("marker for partition %d of a %d-partition poll", r.partition, r.partitions)
+		}
+	case KindCheckpoint:
+	default:
+		return record{}, fmt.Errorf("%w: unknown record kind %d", ErrCorrupt, value[offKind])
+	}
+	if d.err == nil && len(d.buf) > 0 {
+		d.fail("%d bytes after the %s record", len(d.buf), r.kind)
+	}
+	if d.err == nil && len(r.source) == 0 {
+		d.fail("no source name")
+	}
+	if d.err == nil && r.kind != KindCheckpoint && r.partitions == 0 {
+		d.fail("a poll of no partitions")
+	}
+	if d.err != nil {
+		return record{}, fmt.Errorf("%w: %s record: %w", ErrCorrupt, r.kind, d.err)
+	}
+	return r, nil
+}
+
+func unixTime(ns int64) time.Time { return time.Unix(0, ns).UTC() }
+
+// names reads the label names and columns, keeping them encoded.
+func (d *decoder) names(r *record) {
+	start := d.buf
+	var first []byte
+	r.labelCount = d.count(len(d.buf)) // each string takes at least its length byte
+	for i := range r.labelCount {
+		if s := d.raw(); i == 0 {
+			first = s
+		}
+	}
+	r.columnCount = d.count(len(d.buf))
+	for range r.columnCount {
+		d.raw()
+	}
+	if d.err != nil {
+		return
+	}
+	r.names = start[:len(start)-len(d.buf)]
+	if r.labelCount == 0 || string(first) != snapshot.SwitchLabel {
+		labels, _ := decodeNames(r.names)
+		d.fail("label names %q do not start with %s", labels, snapshot.SwitchLabel)
 	}
 }
 
-func (e *Entry) decodeRows(d *decoder) {
-	e.Switch = d.string()
-	e.Chunk = d.count(math.MaxInt32)
-	e.Chunks = d.count(math.MaxInt32)
+// decodeNames decodes what names checked.
+func decodeNames(names []byte) (labels, columns []string) {
+	d := decoder{buf: names}
+	return d.strings(), d.strings()
+}
+
+// rows checks the rows of a data record and keeps them encoded.
+func (d *decoder) rows(r *record) {
+	r.switchID = d.raw()
+	r.chunk = d.count(math.MaxInt32)
+	r.chunks = d.count(math.MaxInt32)
 	rows := d.count(math.MaxInt32)
-	if d.err == nil && (e.Chunk >= e.Chunks || rows == 0) {
-		d.fail("chunk %d of %d with %d rows", e.Chunk, e.Chunks, rows)
+	if d.err == nil && (r.chunk >= r.chunks || rows == 0) {
+		d.fail("chunk %d of %d with %d rows", r.chunk, r.chunks, rows)
 	}
-	nl, nc := len(e.LabelNames), len(e.Columns)
+	nl, nc := r.labelCount, r.columnCount
 	// Every row takes at least one byte per label after the first and one
-	// per cell, which bounds what a forged count can make us allocate.
+	// per cell, which bounds what a forged count can make a reader allocate.
 	if d.err != nil || rows*max(nl-1+nc, 1) > len(d.buf) {
 		d.fail("%d rows of %d labels and %d columns in %d bytes", rows, nl, nc, len(d.buf))
 		return
 	}
-	e.RowsInRecord = rows
-	e.Labels = make([]string, 0, rows*nl)
-	e.Values = make([]snapshot.Value, 0, rows*nc)
+	start := d.buf
 	for range rows {
-		e.Labels = append(e.Labels, e.Switch)
 		for range nl - 1 {
-			e.Labels = append(e.Labels, d.string())
+			d.raw()
 		}
 		for range nc {
-			e.Values = append(e.Values, d.cell())
+			d.cell()
 		}
 		if d.err != nil {
 			return
 		}
 	}
+	r.rows = rows
+	r.rowData = start[:len(start)-len(d.buf)]
 }
 
 // decoder reads the payload; the first error sticks and later reads return
@@ -230,6 +319,11 @@ func (d *decoder) fail(format string, args ...any) {
 func (d *decoder) uvarint() uint64 {
 	if d.err != nil {
 		return 0
+	}
+	if len(d.buf) > 0 && d.buf[0] < 0x80 { // one byte: lengths, kinds, small counters
+		v := d.buf[0]
+		d.buf = d.buf[1:]
+		return uint64(v)
 	}
 	v, n := binary.Uvarint(d.buf)
 	if n <= 0 {
@@ -276,7 +370,10 @@ func (d *decoder) bytes(n int) []byte {
 	return b
 }
 
-func (d *decoder) string() string { return string(d.bytes(d.count(len(d.buf)))) }
+// raw reads a string's bytes, without a copy.
+func (d *decoder) raw() []byte { return d.bytes(d.count(len(d.buf))) }
+
+func (d *decoder) string() string { return string(d.raw()) }
 
 func (d *decoder) strings() []string {
 	n := d.count(len(d.buf)) // each string takes at least its length byte
@@ -290,14 +387,14 @@ func (d *decoder) strings() []string {
 	return out
 }
 
-func (d *decoder) time() time.Time { return time.Unix(0, d.varint()).UTC() }
-
 func (d *decoder) cell() snapshot.Value {
-	kind := d.bytes(1)
-	if d.err != nil {
+	if d.err != nil || len(d.buf) == 0 {
+		d.fail("truncated cell")
 		return snapshot.Value{}
 	}
-	switch kind[0] {
+	kind := d.buf[0]
+	d.buf = d.buf[1:]
+	switch kind {
 	case cellAbsent:
 		return snapshot.Value{}
 	case cellUint:
@@ -315,7 +412,7 @@ func (d *decoder) cell() snapshot.Value {
 		}
 		return snapshot.FloatValue(math.Float64frombits(binary.LittleEndian.Uint64(b)))
 	}
-	d.fail("unknown cell kind %d", kind[0])
+	d.fail("unknown cell kind %d", kind)
 	return snapshot.Value{}
 }
 
