@@ -19,7 +19,7 @@ const (
 
 // AggregatorHealth is the dashboard of the aggregator itself: ingestion
 // cycle latency and failures and health per source, snapshot age and size,
-// HTTP latency and load, memory and GC. It reads the self-metrics, which
+// HTTP latency and load, memory and GC, and the poll log on Kafka. It reads the self-metrics, which
 // the aggregator's query API has too, and the recording rules of
 // prometheus/recording.yml, which only the Prometheus data source has. The
 // ingestion panels show one line per source ($source picks them); the
@@ -37,7 +37,7 @@ func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 	sourceQuery := fmt.Sprintf(`label_values(%s, %s)`, s(monitoring.SourceUp), monitoring.SourceLabel)
 
 	b := newDashboard("fabric-aggregator-health", "Aggregator health",
-		"The telemetry aggregator itself: ingestion cycles per source (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC. Works on both data sources, but the panels of recording rules (ingest and HTTP quantiles, failure rates and ratio) need Prometheus.").
+		"The telemetry aggregator itself: ingestion cycles per source (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC, and the poll log on Kafka (publishers and replicas). Works on both data sources, but the panels of recording rules (ingest, HTTP and publish quantiles, failure rates and ratio) need Prometheus.").
 		WithVariable(queryVariable(instanceVar, "Instance", instanceQuery, true)).
 		WithVariable(queryVariable(sourceVar, "Source", sourceQuery, true).
 			Description("Sources of the aggregator (its configuration file, or default for the flags' one source).")).
@@ -116,7 +116,45 @@ func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 		WithPanel(tablePanel("Build", "Version of each aggregator instance.",
 			tableQuery(fmt.Sprintf("max by (instance, version, revision, branch, goversion) (%s)", s(monitoring.BuildInfo)))).
 			Span(12))
+	b = pollLogRow(b, s, rate)
 	return b.Build()
+}
+
+// pollLogLaggingSeconds is FabricPollLogLagging's threshold.
+const pollLogLaggingSeconds = 60.0
+
+// pollLogRow adds the poll log's panels (docs/poll-log.md): publishers are
+// aggregators with --kafka.publish, replicas aggregators with a kafka://
+// source; an aggregator with neither shows nothing here. Every panel has a
+// line per instance and source, whatever $source selects: a replica's
+// source is its own name for the topic it follows.
+func pollLogRow(b *dashboard.DashboardBuilder, s, rate func(string) string) *dashboard.DashboardBuilder {
+	bySource := func(expr string) string { return fmt.Sprintf("sum by (instance, source) (%s)", expr) }
+	return b.WithRow(dashboard.NewRowBuilder("Poll log (Kafka)")).
+		WithPanel(timeseriesPanel("Behind the poll log", "Replicas: 0 while every partition is read to its end, else the age of the newest poll applied (alert FabricPollLogLagging above 60s for 5m). A replica replaying its history at start is behind until it is ready.", "s",
+			query(s(monitoring.PollLogBehind), "{{instance}} {{source}}")).
+			Thresholds(thresholds(pollLogLaggingSeconds, "red")).
+			ThresholdsStyle(common.NewGraphThresholdsStyleConfigBuilder().Mode(common.GraphThresholdsStyleModeLine))).
+		WithPanel(timeseriesPanel("Consumer lag by partition", "Replicas: records between the reader's position and each partition's last stable offset. One partition lagging points at its leader broker; all of them at the replica or Kafka as a whole.", "short",
+			query(fmt.Sprintf("sum by (instance, source, partition) (%s)", s(monitoring.PollLogConsumerLag)), "{{instance}} {{source}} p{{partition}}"))).
+		WithPanel(timeseriesPanel("Records written and read", "Records per second committed by publishers (markers included) and read by replicas.", "cps",
+			query(bySource(rate(monitoring.PollLogRecordsWritten)), "{{instance}} {{source}} written"),
+			query(bySource(rate(monitoring.PollLogRecordsRead)), "{{instance}} {{source}} read"))).
+		WithPanel(timeseriesPanel("Bytes written and read", "Record bytes per second: written by publishers before Kafka's compression, read by replicas after decompression.", "Bps",
+			query(bySource(rate(monitoring.PollLogBytesWritten)), "{{instance}} {{source}} written"),
+			query(bySource(rate(monitoring.PollLogBytesRead)), "{{instance}} {{source}} read"))).
+		WithPanel(timeseriesPanel("Publish latency", "Median and 99th percentile of the time from a poll's acceptance to its transaction's commit, retries included, over 5m windows (alert FabricPollLogPublishFailing when nothing commits).", "s",
+			query(fmt.Sprintf(`%s{job="%s", instance=~"$%s", quantile=~"0.5|0.99"}`, monitoring.RecPublishQuantile, monitoring.Job, instanceVar), "{{instance}} {{source}} p{{quantile}}"))).
+		WithPanel(timeseriesPanel("Aborted transactions and dropped polls", "Publishers: poll transactions aborted per second (each poll is retried), and polls dropped per second by reason (alert FabricPollLogPollsDropped): buffer_full when Kafka is unreachable longer than the buffer, unencodable, stale after a takeover.", "cps",
+			query(bySource(rate(monitoring.PollLogTransactionsAborted))+" > 0", "{{instance}} {{source}} aborted"),
+			query(fmt.Sprintf("sum by (instance, source, reason) (%s) > 0", rate(monitoring.PollLogPollsDropped)), "{{instance}} {{source}} dropped {{reason}}"))).
+		WithPanel(timeseriesPanel("Active publisher and buffered polls", "Publishers: 1 while the instance holds the source's lease and writes its polls, 0 while it stands by (alert FabricPollLogNoActivePublisher when no instance holds it); polls waiting to be written, right axis.", "short",
+			query(s(monitoring.PollLogPublisherActive), "{{instance}} {{source}} active"),
+			query(s(monitoring.PollLogBufferedPolls), "{{instance}} {{source}} buffered")).
+			OverrideByRegexp(".*buffered", []dashboard.DynamicConfigValue{{Id: "custom.axisPlacement", Value: "right"}})).
+		WithPanel(timeseriesPanel("Polls applied and rejected", "Replicas: complete polls applied per second, and records or polls rejected per second by reason (docs/poll-log.md); a rejected poll leaves the last good one served.", "cps",
+			query(bySource(rate(monitoring.PollLogPollsRead)), "{{instance}} {{source}} applied"),
+			query(fmt.Sprintf("sum by (instance, source, reason) (%s) > 0", rate(monitoring.PollLogRejected)), "{{instance}} {{source}} rejected {{reason}}")))
 }
 
 func upMappings() []dashboard.ValueMapping {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,12 +16,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/ingest"
+	"github.com/fabrictelemetry/aggregator/kafkalog"
+	"github.com/fabrictelemetry/aggregator/polllog"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
@@ -185,6 +191,13 @@ func exposedNames(t *testing.T) map[string]bool {
 	t.Helper()
 	exposedOnce.Do(func() {
 		exposed, exposedErr = scrapeExporter()
+		if exposedErr != "" {
+			return
+		}
+		var pollLog map[string]bool
+		if pollLog, exposedErr = pollLogNames(); exposedErr == "" {
+			maps.Copy(exposed, pollLog)
+		}
 	})
 	if exposedErr != "" {
 		t.Fatal(exposedErr)
@@ -244,6 +257,56 @@ func scrapeExporter() (map[string]bool, string) {
 	}
 	if len(names) == 0 {
 		return nil, "no metrics on /metrics"
+	}
+	return names, ""
+}
+
+// pollLogNames is every name the poll log's self-metrics (package kafkalog)
+// give: a Publisher's (its series exist once it is made) and a Follower's
+// after it has read a topic of an in-process kfake cluster on loopback (its
+// per-partition lag exists only then). Histograms contribute their _bucket,
+// _sum and _count series.
+func pollLogNames() (map[string]bool, string) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "fabric-telemetry"))
+	if err != nil {
+		return nil, "kfake: " + err.Error()
+	}
+	defer cluster.Close()
+	reg := prometheus.NewRegistry()
+	conn := kafkalog.Conn{Brokers: cluster.ListenAddrs()}
+	if _, err := kafkalog.NewPublisher(kafkalog.PublisherConfig{Conn: conn, Topic: "fabric-telemetry", Source: "ufm", Registerer: reg}); err != nil {
+		return nil, "publisher: " + err.Error()
+	}
+	f, err := kafkalog.NewFollower(kafkalog.FollowerConfig{Conn: conn, Topic: "fabric-telemetry", Name: "ufm", OnPoll: func(*polllog.Poll) {}, Registerer: reg})
+	if err != nil {
+		return nil, "follower: " + err.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = f.Run(ctx)
+	}()
+	for !f.Ready() && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if !f.Ready() {
+		return nil, "the follower did not read the kfake topic within a minute"
+	}
+	families, err := reg.Gather()
+	if err != nil {
+		return nil, "gathering the poll log's metrics: " + err.Error()
+	}
+	names := map[string]bool{}
+	for _, mf := range families {
+		names[mf.GetName()] = true
+		if mf.GetType() == dto.MetricType_HISTOGRAM {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				names[mf.GetName()+suffix] = true
+			}
+		}
 	}
 	return names, ""
 }

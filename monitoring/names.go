@@ -55,6 +55,38 @@ var SelfMetrics = []string{
 	GoGoroutines, GoHeapInuseBytes, GoHeapAllocBytes, GoGCDuration,
 }
 
+// Self-metrics of the poll log (package kafkalog), on the /metrics of an
+// aggregator that publishes its polls (--kafka.publish) or follows a topic
+// (a kafka:// source). Label source is the source published, or the
+// aggregator's name for the source it follows. The tests check each of them
+// against a real publisher's and follower's registry.
+const (
+	PollLogRecordsWritten      = schema.Namespace + "_polllog_records_written_total"      // label source
+	PollLogBytesWritten        = schema.Namespace + "_polllog_bytes_written_total"        // label source
+	PollLogPollsWritten        = schema.Namespace + "_polllog_polls_written_total"        // label source
+	PollLogPublishDuration     = schema.Namespace + "_polllog_publish_duration_seconds"   // histogram, label source
+	PollLogTransactionsAborted = schema.Namespace + "_polllog_transactions_aborted_total" // label source
+	PollLogPollsDropped        = schema.Namespace + "_polllog_polls_dropped_total"        // labels source, reason=buffer_full|unencodable|stale
+	PollLogPublisherActive     = schema.Namespace + "_polllog_publisher_active"           // label source; 1 while holding the lease
+	PollLogBufferedPolls       = schema.Namespace + "_polllog_buffered_polls"             // label source
+	PollLogLeaseAcquired       = schema.Namespace + "_polllog_lease_acquired_total"       // label source
+	PollLogRecordsRead         = schema.Namespace + "_polllog_records_read_total"         // label source
+	PollLogBytesRead           = schema.Namespace + "_polllog_bytes_read_total"           // label source
+	PollLogPollsRead           = schema.Namespace + "_polllog_polls_read_total"           // label source
+	PollLogRejected            = schema.Namespace + "_polllog_rejected_total"             // labels source, reason
+	PollLogConsumerLag         = schema.Namespace + "_polllog_consumer_lag_records"       // labels source, partition
+	PollLogBehind              = schema.Namespace + "_polllog_behind_seconds"             // label source; 0 when caught up
+	PollLogFollowerReady       = schema.Namespace + "_polllog_follower_ready"             // label source
+)
+
+// PollLogMetrics lists the constants above, for the tests.
+var PollLogMetrics = []string{
+	PollLogRecordsWritten, PollLogBytesWritten, PollLogPollsWritten, PollLogPublishDuration,
+	PollLogTransactionsAborted, PollLogPollsDropped, PollLogPublisherActive, PollLogBufferedPolls,
+	PollLogLeaseAcquired, PollLogRecordsRead, PollLogBytesRead, PollLogPollsRead, PollLogRejected,
+	PollLogConsumerLag, PollLogBehind, PollLogFollowerReady,
+}
+
 // Recording rules of prometheus/recording.yml that the dashboards read. Names
 // follow level:metric:operations, the level naming the labels kept besides
 // job; the tests check that each is recorded.
@@ -65,10 +97,11 @@ const (
 	RecIngestFailureRate   = "instance_source_reason:" + schema.Namespace + "_ingest_failures:rate5m"
 	RecHTTPQuantile        = "instance_handler_quantile:" + HTTPRequestDuration + ":histogram_quantile"
 	RecHTTPRequestRate     = "instance_handler:" + schema.Namespace + "_http_requests:rate5m"
+	RecPublishQuantile     = "instance_source_quantile:" + PollLogPublishDuration + ":histogram_quantile"
 )
 
 // RecordingRules lists the constants above, for the tests.
 var RecordingRules = []string{
 	RecIngestQuantile, RecIngestPhaseQuantile, RecIngestFailureRatio,
-	RecIngestFailureRate, RecHTTPQuantile, RecHTTPRequestRate,
+	RecIngestFailureRate, RecHTTPQuantile, RecHTTPRequestRate, RecPublishQuantile,
 }

@@ -179,7 +179,7 @@ func metricNames(expr string) ([]string, error) {
 }
 
 // allowedNames is what a dashboard or rule may select: what the real
-// exporter exposes, the schema's data metrics, the recording rules' outputs,
+// exporter and the poll log's publisher and follower expose, the schema's data metrics, the recording rules' outputs,
 // and what Prometheus itself makes (up, ALERTS).
 func allowedNames(t *testing.T, recorded map[string]bool) map[string]string {
 	t.Helper()
@@ -273,6 +273,11 @@ func TestSelfMetricNamesExposed(t *testing.T) {
 	for _, n := range monitoring.SelfMetrics {
 		if !exposed[n] {
 			t.Errorf("monitoring: %s is not on the exporter's /metrics", n)
+		}
+	}
+	for _, n := range monitoring.PollLogMetrics {
+		if !exposed[n] {
+			t.Errorf("monitoring: %s is not among the poll log's metrics (package kafkalog)", n)
 		}
 	}
 	_, recorded := ruleExpressions(t)
