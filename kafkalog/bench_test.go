@@ -190,18 +190,22 @@ func BenchmarkPublishFabric(b *testing.B) {
 // holding polls of the fabric, read-committed, assembling every one, until
 // it is ready (every partition read to the end it had at start, every
 // poll handed over). The polls are written beforehand by a publisher.
-// polls/s is the replay rate; an hour at the default 10 s interval is 360
-// polls. The full fabric is measured with a dozen polls, a tenth of it
-// (200 × 64 ports) with a whole hour's 360, to see that the time grows
-// with the polls and no worse.
+// polls/s is the replay rate, s/hour-of-polls the time it gives for an
+// hour at the default 10 s interval, 360 polls. "fabric" is the full
+// fabric with a dozen polls; "tenth-fabric-hour" a tenth of it (200
+// switches × 64 ports) with a whole hour's 360 polls, to see that the
+// time grows with the polls and no worse. (-short: tiny fabrics.)
 func BenchmarkReplayFabric(b *testing.B) {
 	switches, ports := fullFabric()
-	sizes := []struct{ switches, ports, polls int }{{switches, ports, 12}, {switches / 10, ports, 360}}
+	sizes := []struct {
+		name                   string
+		switches, ports, polls int
+	}{{"fabric", switches, ports, 12}, {"tenth-fabric-hour", switches / 10, ports, 360}}
 	if testing.Short() {
-		sizes = []struct{ switches, ports, polls int }{{switches, ports, 5}}
+		sizes[0].polls, sizes[1].polls = 5, 10
 	}
 	for _, size := range sizes {
-		b.Run(fmt.Sprintf("fabric=%dx%d/polls=%d", size.switches, size.ports, size.polls), func(b *testing.B) {
+		b.Run(size.name, func(b *testing.B) {
 			benchReplay(b, fabricOf(b, size.switches, size.ports), size.polls)
 		})
 	}
@@ -243,5 +247,7 @@ func benchReplay(b *testing.B, f *benchFabric, n int) {
 	b.ReportMetric(float64(n)/perReplay, "polls/s")
 	b.ReportMetric(perReplay, "s/replay")
 	b.ReportMetric(perReplay/float64(n)*360, "s/hour-of-polls")
-	b.ReportMetric(float64(hook.compressed.Load())/float64(replayed*n), "zstd-bytes/poll")
+	b.ReportMetric(float64(hook.compressed.Load())/float64(replayed*n), "zstd-bytes-fetched/poll")
+	b.ReportMetric(float64(n), "polls")
+	b.ReportMetric(float64(f.snaps[0].NumRows()), "rows/poll")
 }
