@@ -25,7 +25,9 @@ import (
 // brokers on loopback: the client's work (encoding, zstd, transactions,
 // fetching, decompressing, assembling) and kfake's share the process and
 // its cores, so the times are an upper bound of a publisher's or a
-// replica's own cost beside a real cluster.
+// replica's own cost beside a real cluster. cpu-s/poll is the process's
+// CPU time (user and system) per poll, both sides together: unlike the
+// time, it does not grow when other work shares the machine.
 
 // benchFabric is the fabric (switches × ports in UFM Telemetry's
 // layout, as the aggregator's parser reads the simulator's body), two
@@ -176,11 +178,13 @@ func BenchmarkPublishFabric(b *testing.B) {
 	b.SetBytes(int64(f.csvBytes))
 	b.ReportAllocs()
 	polls := 0
+	cpu := cpuTime()
 	for b.Loop() {
 		p.Publish(f.poll(polls))
 		polls++
 		waitUntil(b, "the poll's commit", func() bool { return testutil.ToFloat64(written) == float64(polls) })
 	}
+	b.ReportMetric((cpuTime() - cpu).Seconds()/float64(polls), "cpu-s/poll")
 	b.ReportMetric(float64(hook.compressed.Load())/float64(polls), "zstd-bytes/poll")
 	b.ReportMetric(float64(hook.uncompressed.Load())/float64(polls), "log-bytes/poll")
 	b.ReportMetric(float64(f.csvBytes), "csv-bytes/poll")
@@ -226,6 +230,7 @@ func benchReplay(b *testing.B, f *benchFabric, n int) {
 	b.ReportAllocs()
 	hook := &batchBytes{topic: "fabric"}
 	var replayed int
+	cpu := cpuTime()
 	for b.Loop() {
 		var got atomic.Int64
 		fol, err := NewFollower(FollowerConfig{
@@ -245,6 +250,7 @@ func benchReplay(b *testing.B, f *benchFabric, n int) {
 		stopFollower()
 		replayed++
 	}
+	b.ReportMetric((cpuTime() - cpu).Seconds()/float64(replayed*n), "cpu-s/poll")
 	perReplay := b.Elapsed().Seconds() / float64(replayed)
 	b.ReportMetric(float64(n)/perReplay, "polls/s")
 	b.ReportMetric(perReplay, "s/replay")
