@@ -184,7 +184,7 @@ func BenchmarkPublishFabric(b *testing.B) {
 		polls++
 		waitUntil(b, "the poll's commit", func() bool { return testutil.ToFloat64(written) == float64(polls) })
 	}
-	b.ReportMetric((cpuTime() - cpu).Seconds()/float64(polls), "cpu-s/poll")
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(polls), "cpu-s/poll")
 	b.ReportMetric(float64(hook.compressed.Load())/float64(polls), "zstd-bytes/poll")
 	b.ReportMetric(float64(hook.uncompressed.Load())/float64(polls), "log-bytes/poll")
 	b.ReportMetric(float64(f.csvBytes), "csv-bytes/poll")
@@ -250,7 +250,7 @@ func benchReplay(b *testing.B, f *benchFabric, n int) {
 		stopFollower()
 		replayed++
 	}
-	b.ReportMetric((cpuTime() - cpu).Seconds()/float64(replayed*n), "cpu-s/poll")
+	b.ReportMetric((cpuTime()-cpu).Seconds()/float64(replayed*n), "cpu-s/poll")
 	perReplay := b.Elapsed().Seconds() / float64(replayed)
 	b.ReportMetric(float64(n)/perReplay, "polls/s")
 	b.ReportMetric(perReplay, "s/replay")
