@@ -1,38 +1,11 @@
 package kafkalog
 
 import (
-	"sync"
 	"testing"
-	"time"
 
-	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/polllog"
-	"github.com/fabrictelemetry/aggregator/schema"
-	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
-
-// benchFabric is the fabric, 2,000 switches × 64 ports in UFM
-// Telemetry's layout, polled twice; -short uses a tiny one.
-var benchFabric = sync.OnceValues(func() ([2]*snapshot.Snapshot, error) {
-	switches, ports := 2000, 64
-	if testing.Short() {
-		switches, ports = 20, 4
-	}
-	var out [2]*snapshot.Snapshot
-	sim, err := simulator.New(simulator.Config{Switches: switches, Ports: ports, Seed: 1})
-	if err != nil {
-		return out, err
-	}
-	for i := range out {
-		at := t0.Add(time.Duration(i) * 10 * time.Second)
-		sim.Tick(at)
-		if out[i], err = ingest.NewParser(schema.Default()).Parse(sim.UFMBody(), at); err != nil {
-			return out, err
-		}
-	}
-	return out, nil
-})
 
 const benchPartitions = 16
 
@@ -40,14 +13,13 @@ const benchPartitions = 16
 // snapshots, for a 16-partition topic.
 func benchPolls(b *testing.B, n int) [][]polllog.Record {
 	b.Helper()
-	snaps, err := benchFabric()
-	if err != nil {
-		b.Fatal(err)
-	}
+	switches, ports := fullFabric()
+	snaps := fabricOf(b, switches, ports).snaps
 	enc := polllog.Encoder{Partitions: benchPartitions}
 	out := make([][]polllog.Record, n)
 	for i := range out {
 		s := snaps[i%2]
+		var err error
 		if out[i], err = enc.Encode(polllog.PollID{Source: "ufm", Seq: uint64(i + 1), PublishTime: s.Time()}, s); err != nil {
 			b.Fatal(err)
 		}
