@@ -29,18 +29,7 @@ func rebuild(t testing.TB, recs []Record) ([]*snapshot.Snapshot, error) {
 // would build it.
 func only(t testing.TB, s *snapshot.Snapshot, switches ...string) *snapshot.Snapshot {
 	t.Helper()
-	b := snapshot.NewBuilder(s.LabelNames(), s.Columns(), 0)
-	values := make([]snapshot.Value, len(s.Columns()))
-	for _, sw := range switches {
-		start, end, _ := s.SwitchRows(sw)
-		for row := start; row < end; row++ {
-			for col := range values {
-				values[col] = s.Value(row, col)
-			}
-			b.AddRowValues(s.RowLabels(row), values)
-		}
-	}
-	out, err := b.Build(s.Time(), s.Metrics())
+	out, err := s.OfSwitches(switches)
 	if err != nil {
 		t.Fatal(err)
 	}

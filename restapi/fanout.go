@@ -209,21 +209,7 @@ func sortedKeys(m map[string][]string) []string {
 // subset is s with the rows of switchIDs alone, and every column: the
 // columns say which metrics exist, whichever switches have them.
 func subset(s *snapshot.Snapshot, switchIDs []string) *snapshot.Snapshot {
-	b := snapshot.NewBuilder(s.LabelNames(), s.Columns(), 0)
-	values := make([]snapshot.Value, len(s.Columns()))
-	for _, id := range switchIDs {
-		start, end, ok := s.SwitchRows(id)
-		if !ok {
-			continue
-		}
-		for row := start; row < end; row++ {
-			for col := range values {
-				values[col] = s.Value(row, col)
-			}
-			b.AddRowValues(s.RowLabels(row), values)
-		}
-	}
-	out, err := b.Build(s.Time(), s.Metrics())
+	out, err := s.OfSwitches(switchIDs)
 	if err != nil {
 		return s // rows of a built snapshot build again; keep them all if not
 	}

@@ -91,6 +91,26 @@ func (s *Snapshot) NumRows() int { return len(s.labels) / len(s.labelNames) }
 // Switches returns the distinct switch ids in string order.
 func (s *Snapshot) Switches() []string { return s.switches }
 
+// OfSwitches returns a snapshot of only s's rows of the given switches,
+// with s's columns and time; switches s does not have are left out.
+func (s *Snapshot) OfSwitches(switchIDs []string) (*Snapshot, error) {
+	b := NewBuilder(s.labelNames, s.columns, 0)
+	values := make([]Value, len(s.columns))
+	for _, id := range switchIDs {
+		start, end, ok := s.SwitchRows(id)
+		if !ok {
+			continue
+		}
+		for row := start; row < end; row++ {
+			for col := range values {
+				values[col] = s.Value(row, col)
+			}
+			b.AddRowValues(s.RowLabels(row), values)
+		}
+	}
+	return b.Build(s.time, s.metrics)
+}
+
 // SwitchRows returns the row range [start, end) of one switch.
 func (s *Snapshot) SwitchRows(switchID string) (start, end int, ok bool) {
 	r, ok := s.bySwitch[switchID]

@@ -205,6 +205,29 @@ func TestWithTime(t *testing.T) {
 	}
 }
 
+// OfSwitches keeps every row of the switches asked for, ports included,
+// with their values and the snapshot's time, and nothing else.
+func TestOfSwitches(t *testing.T) {
+	s := mustBuild(t, []string{"switch_id", "port"}, []string{"a"}, []row{
+		{[]string{"SW-01", "1"}, []Value{UintValue(1)}},
+		{[]string{"SW-02", "1"}, []Value{UintValue(21)}},
+		{[]string{"SW-02", "2"}, []Value{FloatValue(2.5)}},
+		{[]string{"SW-03", "1"}, []Value{UintValue(3)}},
+	}, nil)
+	got, err := s.OfSwitches([]string{"SW-02", "SW-99"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.NumRows() != 2 || !slices.Equal(got.Switches(), []string{"SW-02"}) || !got.Time().Equal(s.Time()) {
+		t.Fatalf("%d rows of %v at %v, want SW-02's 2 rows at %v", got.NumRows(), got.Switches(), got.Time(), s.Time())
+	}
+	for row, want := range []Value{UintValue(21), FloatValue(2.5)} {
+		if got.Value(row, 0) != want || got.RowLabels(row)[1] != []string{"1", "2"}[row] {
+			t.Errorf("row %d: %v %v, want port %d = %v", row, got.RowLabels(row), got.Value(row, 0), row+1, want)
+		}
+	}
+}
+
 func TestBuildErrors(t *testing.T) {
 	tests := []struct {
 		name       string
