@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/fabrictelemetry/aggregator/internal/testproc"
 )
 
 // The poll log end to end: the real binaries publish to and follow a kfake
@@ -366,16 +368,7 @@ func TestPollLogReplicaRestart(t *testing.T) {
 // becomes ready and serves what the publisher does.
 func TestPollLogBrokersUnreachableAtStart(t *testing.T) {
 	t.Parallel()
-	var ports []int
-	var addrs []string
-	for range 3 {
-		addr := FreeAddr(t)
-		var port int
-		if _, err := fmt.Sscanf(addr[strings.LastIndexByte(addr, ':')+1:], "%d", &port); err != nil {
-			t.Fatal(err)
-		}
-		ports, addrs = append(ports, port), append(addrs, addr)
-	}
+	ports, addrs := testproc.FreePorts(t, 3)
 	brokers := strings.Join(addrs, ",")
 	sim := StartSimulator(t, "--switches=4", "--interval=200ms", "--incident-rate=0")
 	replica := StartAggregator(t, replicaArgs(brokers, "polls", 200*time.Millisecond)...)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -301,14 +300,7 @@ func TestReplayWindow(t *testing.T) {
 // broker listens: they retry and say so, the follower is not ready, and
 // both get going once the cluster appears.
 func TestUnreachableAtStart(t *testing.T) {
-	var ports []int
-	var addrs []string
-	for range 3 {
-		addr := testproc.FreeAddr(t)
-		_, port, _ := net.SplitHostPort(addr)
-		n, _ := strconv.Atoi(port)
-		ports, addrs = append(ports, n), append(addrs, addr)
-	}
+	ports, addrs := testproc.FreePorts(t, 3)
 	var logs testproc.LockedBuffer
 	var got polls
 	fcfg := followerConfig(t, addrs, "polls", &got)

@@ -2,7 +2,6 @@ package kafkalog
 
 import (
 	"log/slog"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -416,14 +415,7 @@ func TestGroupThirdMemberJoins(t *testing.T) {
 // TestGroupUnreachableAtStart starts a replica before any broker listens:
 // it says so, is not ready, and gets going once the cluster appears.
 func TestGroupUnreachableAtStart(t *testing.T) {
-	var ports []int
-	var addrs []string
-	for range 3 {
-		addr := testproc.FreeAddr(t)
-		_, port, _ := net.SplitHostPort(addr)
-		n, _ := strconv.Atoi(port)
-		ports, addrs = append(ports, n), append(addrs, addr)
-	}
+	ports, addrs := testproc.FreePorts(t, 3)
 	var logs testproc.LockedBuffer
 	r := &replica{partPolls: map[int32][]uint64{}}
 	f, err := NewGroupFollower(GroupFollowerConfig{

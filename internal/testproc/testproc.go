@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"syscall"
 	"testing"
@@ -24,6 +25,26 @@ func FreeAddr(t testing.TB) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// FreePorts returns n loopback addresses that were free a moment ago and
+// their ports: where a test starts a server later, such as a Kafka cluster
+// that clients must wait for.
+func FreePorts(t testing.TB, n int) (ports []int, addrs []string) {
+	t.Helper()
+	for range n {
+		addr := FreeAddr(t)
+		_, p, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		port, err := strconv.Atoi(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ports, addrs = append(ports, port), append(addrs, addr)
+	}
+	return ports, addrs
 }
 
 // Build compiles the command with import path pkg and returns the binary.
