@@ -75,11 +75,11 @@ func (a *Aggregator) kafkaConns() (map[string]kafkalog.Conn, error) {
 		if !sc.Kafka() {
 			continue
 		}
-		brokers, _, err := config.ParseKafkaURL(sc.URL)
+		u, err := config.ParseKafkaURL(sc.URL)
 		if err != nil {
 			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 		}
-		if conns[sc.Name], err = o.Conn(brokers); err != nil {
+		if conns[sc.Name], err = o.Conn(u.Brokers); err != nil {
 			return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 		}
 	}
@@ -119,10 +119,11 @@ func (a *Aggregator) replay() time.Duration {
 
 // newFeed makes a kafka:// source's follower.
 func (a *Aggregator) newFeed(sc config.Source, conn kafkalog.Conn) (*feed, error) {
-	_, topic, err := config.ParseKafkaURL(sc.URL)
+	u, err := config.ParseKafkaURL(sc.URL)
 	if err != nil {
 		return nil, fmt.Errorf("source %q: %w", sc.Name, err)
 	}
+	topic := u.Topic
 	if a.refused == nil {
 		a.refused = prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: schema.Namespace, Subsystem: "polllog", Name: "polls_refused_total",

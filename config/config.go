@@ -44,7 +44,7 @@ type Source struct {
 	// self-metrics.
 	Name string `yaml:"name"`
 	// URL is the source's CSV over http(s), or a poll log to follow:
-	// kafka://HOST:PORT[,HOST:PORT...]/TOPIC (see Kafka).
+	// kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=NAME] (see Kafka).
 	URL string `yaml:"url"`
 	// HTTPClientConfig is how the source is reached, with the fields of a
 	// Prometheus scrape config inline: tls_config, basic_auth,
@@ -266,35 +266,70 @@ func (s *Source) validate() error {
 const KafkaScheme = "kafka"
 
 // Kafka reports whether the source is read from the poll log, a
-// kafka://HOST:PORT[,HOST:PORT...]/TOPIC URL, rather than polled over HTTP.
+// kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=NAME] URL, rather than
+// polled over HTTP.
 func (s *Source) Kafka() bool {
 	return strings.HasPrefix(strings.ToLower(s.URL), KafkaScheme+"://")
 }
 
-// ParseKafkaURL returns the brokers and the topic of a
-// kafka://HOST:PORT[,HOST:PORT...]/TOPIC URL. (net/url cannot read a host
-// list with IPv6 addresses, so it is split here.)
-func ParseKafkaURL(raw string) (brokers []string, topic string, err error) {
+// KafkaURL is a kafka:// source URL, read.
+type KafkaURL struct {
+	Brokers []string
+	Topic   string
+	// Group, from ?group=NAME, makes the aggregator a partitioned replica:
+	// a member of this consumer group, holding only the switches of the
+	// partitions the group assigns it. Empty: it reads every partition.
+	Group string
+}
+
+// ParseKafkaURL reads a kafka://HOST:PORT[,HOST:PORT...]/TOPIC[?group=NAME]
+// URL. (net/url cannot read a host list with IPv6 addresses, so it is
+// split here.)
+func ParseKafkaURL(raw string) (KafkaURL, error) {
 	const prefix = KafkaScheme + "://"
 	if len(raw) < len(prefix) || !strings.EqualFold(raw[:len(prefix)], prefix) {
-		return nil, "", fmt.Errorf("url %q is not a kafka:// URL", raw)
+		return KafkaURL{}, fmt.Errorf("url %q is not a kafka:// URL", raw)
 	}
-	hosts, topic, _ := strings.Cut(raw[len(prefix):], "/")
+	hosts, rest, _ := strings.Cut(raw[len(prefix):], "/")
+	var u KafkaURL
 	for b := range strings.SplitSeq(hosts, ",") {
 		host, port, err := net.SplitHostPort(b)
 		if n, perr := strconv.Atoi(port); err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-			return nil, "", fmt.Errorf("url %q: broker %q is not HOST:PORT", raw, b)
+			return KafkaURL{}, fmt.Errorf("url %q: broker %q is not HOST:PORT", raw, b)
 		}
-		brokers = append(brokers, b)
+		u.Brokers = append(u.Brokers, b)
 	}
+	topic, query, hasQuery := strings.Cut(rest, "?")
 	if !topicRE.MatchString(topic) {
-		return nil, "", fmt.Errorf("url %q: topic %q is not a Kafka topic name (%s)", raw, topic, topicRE)
+		return KafkaURL{}, fmt.Errorf("url %q: topic %q is not a Kafka topic name (%s)", raw, topic, topicRE)
 	}
-	return brokers, topic, nil
+	u.Topic = topic
+	if !hasQuery {
+		return u, nil
+	}
+	params, err := url.ParseQuery(query)
+	if err != nil {
+		return KafkaURL{}, fmt.Errorf("url %q: %w", raw, err)
+	}
+	for name, values := range params {
+		if name != "group" {
+			return KafkaURL{}, fmt.Errorf("url %q: unknown parameter %q (the only one is group)", raw, name)
+		}
+		if len(values) != 1 || !groupRE.MatchString(values[0]) {
+			return KafkaURL{}, fmt.Errorf("url %q: group must be given once, a name of %s", raw, groupRE)
+		}
+		u.Group = values[0]
+	}
+	return u, nil
 }
 
-// topicRE is what Kafka allows in a topic name.
-var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+// topicRE is what Kafka allows in a topic name; groupRE what a group name
+// may be here (Kafka allows any string: these need no quoting in a URL, a
+// log line or a metric).
+var (
+	topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+	groupRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+)
 
 // validateKafka checks a source read from the poll log. The settings of
 // an HTTP poll (format, timeout, max_bytes, limits, the HTTP client) do
@@ -302,7 +337,7 @@ var topicRE = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 // holds, so they are refused: the publisher's labels come with its polls.
 // The interval is how often polls are expected, for readiness.
 func (s *Source) validateKafka() error {
-	if _, _, err := ParseKafkaURL(s.URL); err != nil {
+	if _, err := ParseKafkaURL(s.URL); err != nil {
 		return err
 	}
 	switch {

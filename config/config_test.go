@@ -219,9 +219,13 @@ func TestKafkaSources(t *testing.T) {
 	if !log.Kafka() || east.Kafka() {
 		t.Errorf("Kafka(): log %v, east %v", log.Kafka(), east.Kafka())
 	}
-	brokers, topic, err := ParseKafkaURL(log.URL)
-	if err != nil || topic != "fabric-telemetry" || !slices.Equal(brokers, []string{"127.0.0.1:9092", "[::1]:9093", "kafka-3.example:9094"}) {
-		t.Errorf("brokers %v, topic %q, %v", brokers, topic, err)
+	u, err := ParseKafkaURL(log.URL)
+	if err != nil || u.Topic != "fabric-telemetry" || u.Group != "" || !slices.Equal(u.Brokers, []string{"127.0.0.1:9092", "[::1]:9093", "kafka-3.example:9094"}) {
+		t.Errorf("brokers %v, topic %q, group %q, %v", u.Brokers, u.Topic, u.Group, err)
+	}
+	u, err = ParseKafkaURL("kafka://127.0.0.1:9092/fabric-telemetry?group=fabric-east")
+	if err != nil || u.Topic != "fabric-telemetry" || u.Group != "fabric-east" || !slices.Equal(u.Brokers, []string{"127.0.0.1:9092"}) {
+		t.Errorf("with ?group=: brokers %v, topic %q, group %q, %v", u.Brokers, u.Topic, u.Group, err)
 	}
 	if time.Duration(log.Interval) != 5*time.Second {
 		t.Errorf("interval %v", log.Interval)
@@ -239,6 +243,11 @@ func TestKafkaSources(t *testing.T) {
 		{"no port", strings.Replace(good, ":9092", "", 1), "not HOST:PORT"},
 		{"empty broker", strings.Replace(good, "9092/", "9092,/", 1), "not HOST:PORT"},
 		{"credentials", strings.Replace(good, "kafka://", "kafka://u:p@", 1), "not HOST:PORT"},
+		{"empty group", strings.Replace(good, "/polls", "/polls?group=", 1), "group must be given once"},
+		{"two groups", strings.Replace(good, "/polls", "/polls?group=a&group=b", 1), "group must be given once"},
+		{"bad group", strings.Replace(good, "/polls", "/polls?group=a%20b", 1), "group must be given once"},
+		{"other parameter", strings.Replace(good, "/polls", "/polls?group=a&offset=0", 1), `unknown parameter "offset"`},
+		{"bad query", strings.Replace(good, "/polls", "/polls?group=%zz", 1), "invalid URL escape"},
 		{"shards", good + "  shards: 2\n", "shards do not apply"},
 		{"labels", good + "  labels: {fabric: east}\n", "labels do not apply"},
 	} {

@@ -128,9 +128,13 @@ type GroupFollower struct {
 	wasReady    bool
 	lastPublish time.Time
 	switches    map[string]int // served, per source
+	// served are the partitions of each source's last poll delivered to
+	// OnPoll: what its snapshot holds.
+	served map[string][]int32
 
 	view    atomic.Pointer[groupView]
 	members atomic.Pointer[membership]
+	serving atomic.Pointer[[]int32] // Serving's answer
 }
 
 // partState is what the follower knows of one owned partition.
@@ -182,11 +186,13 @@ func NewGroupFollower(cfg GroupFollowerConfig) (*GroupFollower, error) {
 		parts:    map[int32]*partState{},
 		queued:   map[int32][]*kgo.Record{},
 		switches: map[string]int{},
+		served:   map[string][]int32{},
 	}
 	f.comp = newComposer(cfg.Assembler.MaxAhead, cfg.Assembler.MaxPendingPolls, f.deliver, f.rejected)
 	f.metrics.addSource(cfg.Name)
 	f.group.addSource(cfg.Name)
 	f.view.Store(&groupView{})
+	f.serving.Store(&[]int32{})
 	return f, nil
 }
 
@@ -212,6 +218,25 @@ func (f *GroupFollower) Ready() bool {
 func (f *GroupFollower) Partitions() (owned, loaded []int32) {
 	v := f.view.Load()
 	return slices.Clone(v.owned), slices.Clone(v.loaded)
+}
+
+// Serving returns the topic's partition count, as of the latest
+// rebalance (0 before the first), and the partitions whose switches the
+// snapshots delivered to OnPoll hold now, in order: for every source seen
+// in the log, its last poll delivered has the partition's rows, and its
+// PromQL history fed by OnPartitionPoll has the partition's polls up to
+// that one. It never names a partition the snapshots being served lack:
+// the set shrinks before OnPoll is handed a snapshot without a partition
+// and grows after it got one with it, and OnRelease comes after. A reader
+// that takes Serving before and after it loads what it serves, and keeps
+// the partitions both name, knows what it loaded holds whole. Peers are
+// told so (package cluster), which makes an answer that lacks a partition
+// during a rebalance say it is partial.
+func (f *GroupFollower) Serving() (partitions int, served []int32) {
+	if m := f.members.Load(); m != nil {
+		partitions = m.partitions
+	}
+	return partitions, *f.serving.Load()
 }
 
 // Members returns the group's members and their partitions as of the
@@ -450,7 +475,42 @@ func (f *GroupFollower) deliver(poll *polllog.Poll, fresh bool) {
 		}
 	}
 	f.switches[poll.Source] = len(poll.Snapshot.Switches())
+	// A composed poll holds the end marker offsets of exactly the
+	// partitions whose rows it has.
+	parts := slices.Sorted(maps.Keys(poll.Offsets))
+	f.setServedLocked(poll.Source, intersectSorted(f.served[poll.Source], parts))
 	f.cfg.OnPoll(poll)
+	f.setServedLocked(poll.Source, parts)
+}
+
+// setServedLocked records the partitions a source's snapshot holds and
+// publishes Serving's answer: the partitions every source seen holds (a
+// source seen but not served yet holds none).
+func (f *GroupFollower) setServedLocked(source string, parts []int32) {
+	f.served[source] = parts
+	var all []int32
+	for i, name := range f.comp.names() {
+		if i == 0 {
+			all = slices.Clone(f.served[name])
+		} else {
+			all = intersectSorted(all, f.served[name])
+		}
+	}
+	if all == nil {
+		all = []int32{}
+	}
+	f.serving.Store(&all)
+}
+
+// intersectSorted returns the partitions in both sorted lists.
+func intersectSorted(a, b []int32) []int32 {
+	out := []int32{}
+	for _, p := range a {
+		if _, ok := slices.BinarySearch(b, p); ok {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 func (f *GroupFollower) rejected(r polllog.Rejection) {

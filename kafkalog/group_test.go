@@ -1,6 +1,7 @@
 package kafkalog
 
 import (
+	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
@@ -44,6 +45,9 @@ type replica struct {
 	polls     []*polllog.Poll
 	partPolls map[int32][]uint64 // seqs OnPartitionPoll got, per partition
 	released  []int32
+	// overstated are the moments Serving named a partition that the
+	// snapshot served before, or the one being handed over, lacked.
+	overstated []string
 }
 
 func startReplica(t *testing.T, brokers []string, name string, opts ...kgo.Opt) *replica {
@@ -60,6 +64,13 @@ func startReplica(t *testing.T, brokers []string, name string, opts ...kgo.Opt) 
 		OnPoll: func(p *polllog.Poll) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
+			_, serving := r.f.Serving()
+			for _, held := range [][]int32{partitionsOf(r.latestLocked()), partitionsOf(p)} {
+				if !isSubset(serving, held) {
+					r.overstated = append(r.overstated, fmt.Sprintf("serving %v while handing over a snapshot of %v after one of %v",
+						serving, partitionsOf(p), partitionsOf(r.latestLocked())))
+				}
+			}
 			r.polls = append(r.polls, p)
 		},
 		OnPartitionPoll: func(part int32, p *polllog.Poll) {
@@ -105,10 +116,44 @@ func (r *replica) releasedCount() int {
 func (r *replica) latest() *polllog.Poll {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.latestLocked()
+}
+
+func (r *replica) latestLocked() *polllog.Poll {
 	if len(r.polls) == 0 {
 		return nil
 	}
 	return r.polls[len(r.polls)-1]
+}
+
+// partitionsOf returns the partitions whose rows a delivered poll holds
+// (by the switches in it, not by its offsets); none for nil.
+func partitionsOf(p *polllog.Poll) []int32 {
+	if p == nil {
+		return nil
+	}
+	var out []int32
+	for _, sw := range p.Snapshot.Switches() {
+		out = append(out, switchPartition(sw))
+	}
+	return sorted(out)
+}
+
+// checkServing checks that Serving never named a partition the snapshots
+// lacked, and that once the replica is settled it names those its latest
+// snapshot holds, with the topic's partition count.
+func checkServing(t *testing.T, r *replica) {
+	t.Helper()
+	r.mu.Lock()
+	overstated := slices.Clone(r.overstated)
+	r.mu.Unlock()
+	for _, o := range overstated {
+		t.Errorf("%s: %s", r.url, o)
+	}
+	n, serving := r.f.Serving()
+	if held := partitionsOf(r.latest()); n != groupPartitions || !slices.Equal(serving, held) {
+		t.Errorf("%s: serving %v of %d partitions, its snapshot holds %v of %d", r.url, serving, n, held, groupPartitions)
+	}
 }
 
 // serves reports whether the replica is ready and its latest snapshot is
@@ -260,6 +305,8 @@ func TestGroupSplitsPartitions(t *testing.T) {
 	if owned != groupPartitions || switches != fleetSwitches {
 		t.Errorf("the replicas own %v partitions and %v switches together, want %d and %d", owned, switches, groupPartitions, fleetSwitches)
 	}
+	checkServing(t, a)
+	checkServing(t, b)
 }
 
 // TestGroupKilledMemberTakenOver cuts a replica off (it stops heartbeating,
@@ -341,6 +388,8 @@ func TestGroupKilledMemberTakenOver(t *testing.T) {
 	if !slices.Equal(released, taken) {
 		t.Errorf("a released %v on rejoining, want the partitions it lost, %v", released, taken)
 	}
+	checkServing(t, a)
+	checkServing(t, b)
 }
 
 // TestGroupThirdMemberJoins adds a replica to two while polls keep coming:
@@ -409,6 +458,9 @@ func TestGroupThirdMemberJoins(t *testing.T) {
 	checkOwners(t, a, b, r3)
 	if got := a.f.Peers(); !slices.Equal(got, sorted2(b.url, r3.url)) {
 		t.Errorf("a's peers %v", got)
+	}
+	for _, r := range []*replica{a, b, r3} {
+		checkServing(t, r)
 	}
 }
 
