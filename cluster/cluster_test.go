@@ -73,7 +73,7 @@ func fixtureQueryable(t testing.TB) storage.Queryable {
 // flusher-hiding wrapper.
 func serveRead(t *testing.T, limits ReadLimits) string {
 	t.Helper()
-	h := NewReadHandler(fixtureQueryable(t), nil, limits, nil)
+	h := NewReadHandler(fixtureQueryable(t), nil, nil, limits, nil)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.ServeHTTP(&noFlusher{w}, r)
 	}))
@@ -229,9 +229,9 @@ func rowsFixture(t testing.TB) (switches, ports *snapshot.Snapshot) {
 // switch without a filter; none when it has none or no view at all).
 func TestRows(t *testing.T) {
 	switches, ports := rowsFixture(t)
-	srv := httptest.NewServer(RowsHandler(storeOf(switches, ports)))
+	srv := httptest.NewServer(RowsHandler(storeOf(switches, ports), nil))
 	t.Cleanup(srv.Close)
-	empty := httptest.NewServer(RowsHandler(&snapshot.Store{}))
+	empty := httptest.NewServer(RowsHandler(&snapshot.Store{}, nil))
 	t.Cleanup(empty.Close)
 	p, _ := newPeers(t, &Static{SelfURL: "http://self"}, Options{})
 	for _, tc := range []struct {
@@ -247,9 +247,13 @@ func TestRows(t *testing.T) {
 		{"no view", empty.URL, nil, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := p.Rows(context.Background(), tc.peer, tc.switches)
+			ans, err := p.Rows(context.Background(), tc.peer, tc.switches)
 			if err != nil {
 				t.Fatal(err)
+			}
+			got := ans.Parts
+			if ans.Coverage != nil {
+				t.Errorf("coverage %v from a replica that does not say what it holds", ans.Coverage)
 			}
 			if len(got) != len(tc.want) {
 				t.Fatalf("%d snapshots, want %d", len(got), len(tc.want))
@@ -295,7 +299,7 @@ func sameSnapshot(t *testing.T, got, want *snapshot.Snapshot) {
 func TestRowsFailures(t *testing.T) {
 	switches, ports := rowsFixture(t)
 	whole := httptest.NewRecorder()
-	RowsHandler(storeOf(switches, ports)).ServeHTTP(whole, httptest.NewRequest(http.MethodGet, RowsPath, nil))
+	RowsHandler(storeOf(switches, ports), nil).ServeHTTP(whole, httptest.NewRequest(http.MethodGet, RowsPath, nil))
 	body := whole.Body.Bytes()
 	serve := func(h http.HandlerFunc) string {
 		srv := httptest.NewServer(h)

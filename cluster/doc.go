@@ -14,6 +14,14 @@
 //     Peers.Rows); package restapi merges them into the view it answers
 //     from.
 //
+// A partition handed from one replica to another during a rebalance is
+// held by neither for a while, and replicas learn of a rebalance at
+// slightly different moments. When the Membership says which partitions
+// this replica holds (Serving), every answer to a peer says so too
+// (PartitionsHeader: a header of the rows, a trailer of a remote read), and
+// an answer that, all replicas together, lacks a partition is partial,
+// naming it (MissingError), rather than silently short.
+//
 // Requests between replicas are answered from the replica's own data and
 // never fan out again: /api/v1/read and the rows endpoint serve local data
 // only, and the label lookups carry the PeerHeader marker. Each request to a

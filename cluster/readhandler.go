@@ -48,11 +48,16 @@ type ReadLimits struct {
 // own, so the gap is never silent). The two kinds of read have a gate each,
 // so that peers' reads never wait behind reads that fan out to them.
 //
+// With serving (nil: none), a peer's read is answered with the partitions
+// the data read holds whole in the PartitionsHeader trailer: those serving
+// named before the read and still names after it, so that the peer can
+// tell a partition this replica was giving up or still loading.
+//
 // A label-only read (hints.Func "series", as Prometheus's series API sends)
 // answers each series with its first sample in the range: the labels are
 // what was asked for, and a streamed answer cannot carry a series without a
 // sample.
-func NewReadHandler(local, fabric storage.Queryable, limits ReadLimits, logger *slog.Logger) http.Handler {
+func NewReadHandler(local, fabric storage.Queryable, serving Serving, limits ReadLimits, logger *slog.Logger) http.Handler {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -69,11 +74,14 @@ func NewReadHandler(local, fabric storage.Queryable, limits ReadLimits, logger *
 		fabricRead = handler(fabric)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := localRead
 		if fabricRead != nil && !FromPeer(r) {
-			h = fabricRead
+			fabricRead.ServeHTTP(flushWriter{w}, r)
+			return
 		}
-		h.ServeHTTP(flushWriter{w}, r)
+		// A trailer: the histories are read while the answer is written.
+		if c, ok := held(serving, func() { localRead.ServeHTTP(flushWriter{w}, r) }); ok {
+			w.Header().Set(http.TrailerPrefix+PartitionsHeader, c.String())
+		}
 	})
 }
 

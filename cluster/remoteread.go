@@ -61,9 +61,14 @@ type peerReader struct {
 	err       error // the client could not be made
 }
 
-// Querier opens local's querier and one per peer.
+// Querier opens local's querier and one per peer. When the membership
+// says what each replica holds (Serving), every select checks that local
+// and the peers that answered hold every partition of the poll log between
+// them, and warns naming the partitions none holds (MissingError).
 func (f *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
-	local, err := f.local.Querier(mint, maxt)
+	var local storage.Querier
+	var err error
+	held := f.peers.Held(func() { local, err = f.local.Querier(mint, maxt) })
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +84,53 @@ func (f *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
 		}
 		secondaries = append(secondaries, &peerQuerier{Querier: q, reader: r, peers: f.peers, mint: mint, maxt: maxt})
 	}
-	return storage.NewMergeQuerier([]storage.Querier{local}, secondaries, storage.ChainedSeriesMerge), nil
+	merged := storage.NewMergeQuerier([]storage.Querier{local}, secondaries, storage.ChainedSeriesMerge)
+	if !f.peers.Covers() {
+		return merged, nil
+	}
+	return &coveredQuerier{Querier: merged, local: held}, nil
+}
+
+// coveredQuerier checks each select for partitions that neither local nor
+// any peer's answer held: the peers' remote-read answers say what they hold
+// in a trailer, which the transport records in the select's context.
+type coveredQuerier struct {
+	storage.Querier
+	local Coverage
+}
+
+func (q *coveredQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
+	sink := &coverageSink{peers: map[string]Coverage{}}
+	set := q.Querier.Select(withCoverageSink(ctx, sink), sortSeries, hints, ms...)
+	return &coveredSet{SeriesSet: set, local: q.local, sink: sink}
+}
+
+// coveredSet adds a MissingError to the warnings of a set read to its end:
+// only then has every peer's answer, trailer and all, been read.
+type coveredSet struct {
+	storage.SeriesSet
+	local Coverage
+	sink  *coverageSink
+	done  bool
+}
+
+func (s *coveredSet) Next() bool {
+	if s.SeriesSet.Next() {
+		return true
+	}
+	s.done = true
+	return false
+}
+
+func (s *coveredSet) Warnings() annotations.Annotations {
+	ws := s.SeriesSet.Warnings()
+	if !s.done || s.SeriesSet.Err() != nil {
+		return ws
+	}
+	if missing := Missing(append(s.sink.all(), s.local)...); len(missing) > 0 {
+		ws = ws.Add(&MissingError{Partitions: missing})
+	}
+	return ws
 }
 
 // Strict returns the same data where a peer that fails fails the select
@@ -128,7 +179,8 @@ func (s *strictSet) Next() bool {
 	next := s.SeriesSet.Next()
 	for _, w := range s.SeriesSet.Warnings() {
 		var pe *PeerError
-		if errors.As(w, &pe) {
+		var me *MissingError
+		if errors.As(w, &pe) || errors.As(w, &me) {
 			s.err = w
 			return false
 		}

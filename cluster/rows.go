@@ -37,8 +37,9 @@ const rowsSource = "view"
 // records (source "view", its index as sequence number, its time); a
 // switch the view does not have is left out; without a view the answer is
 // empty. It answers from the replica's own view alone: a peer asks it, and
-// it never asks another.
-func RowsHandler(src snapshot.Loader) http.Handler {
+// it never asks another. With serving (nil: none), the PartitionsHeader
+// says which partitions the view it read holds whole.
+func RowsHandler(src snapshot.Loader, serving Serving) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
@@ -48,7 +49,11 @@ func RowsHandler(src snapshot.Loader) http.Handler {
 		switches := q["switch_id"]
 		enc := polllog.Encoder{Partitions: 1}
 		var recs []polllog.Record
-		if view := src.Load(); view != nil {
+		var view *snapshot.View
+		if c, ok := held(serving, func() { view = src.Load() }); ok {
+			w.Header().Set(PartitionsHeader, c.String())
+		}
+		if view != nil {
 			now := time.Now()
 			for i, part := range view.Parts() {
 				rs, err := enc.EncodeSwitches(polllog.PollID{Source: rowsSource, Seq: uint64(i), PublishTime: now}, part, switches)
@@ -71,17 +76,28 @@ func RowsHandler(src snapshot.Loader) http.Handler {
 	})
 }
 
+// RowsAnswer is a peer's rows.
+type RowsAnswer struct {
+	// Parts are one snapshot per part of the peer's view.
+	Parts []*snapshot.Snapshot
+	// Coverage is the partitions the peer's view held whole, when it says
+	// (a partitioned replica whose Membership implements Serving); nil
+	// otherwise.
+	Coverage *Coverage
+}
+
 // Rows asks peer for its rows of switches (every row it has when switches
 // is nil) and returns them as it holds them: one snapshot per part of its
-// view, every value exact. The request waits for one of the
-// --fanout.max-concurrency slots, takes at most Options.Timeout within
-// ctx's deadline, and fails on an answer over Options.MaxAnswerBytes.
-func (p *Peers) Rows(ctx context.Context, peer string, switches []string) (_ []*snapshot.Snapshot, err error) {
+// view, every value exact, and the partitions they hold whole when the peer
+// says. The request waits for one of the --fanout.max-concurrency slots,
+// takes at most Options.Timeout within ctx's deadline, and fails on an
+// answer over Options.MaxAnswerBytes.
+func (p *Peers) Rows(ctx context.Context, peer string, switches []string) (_ RowsAnswer, err error) {
 	ctx, cancel := context.WithTimeout(ctx, p.opts.Timeout)
 	defer cancel()
 	defer p.observe(ctx, apiRows, peer, time.Now(), &err)
 	if err := p.acquire(ctx); err != nil {
-		return nil, err
+		return RowsAnswer{}, err
 	}
 	defer p.release()
 	u := endpoint(peer, RowsPath)
@@ -90,19 +106,27 @@ func (p *Peers) Rows(ctx context.Context, peer string, switches []string) (_ []*
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return nil, err
+		return RowsAnswer{}, err
 	}
 	resp, err := p.client(peer, apiRows, p.opts.MaxAnswerBytes).Do(req)
 	if err != nil {
-		return nil, tooLargeFlag(err)
+		return RowsAnswer{}, tooLargeFlag(err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-		return nil, fmt.Errorf("%s answered %s: %s", RowsPath, resp.Status, strings.TrimSpace(string(msg)))
+		return RowsAnswer{}, fmt.Errorf("%s answered %s: %s", RowsPath, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	snaps, err := readRows(bufio.NewReader(resp.Body), p.opts.MaxAnswerBytes)
-	return snaps, tooLargeFlag(err)
+	var ans RowsAnswer
+	if h := resp.Header.Get(PartitionsHeader); h != "" {
+		c, err := ParseCoverage(h)
+		if err != nil {
+			return RowsAnswer{}, err
+		}
+		ans.Coverage = &c
+	}
+	ans.Parts, err = readRows(bufio.NewReader(resp.Body), p.opts.MaxAnswerBytes)
+	return ans, tooLargeFlag(err)
 }
 
 // tooLargeFlag names the flag of an answer over its size limit.

@@ -51,6 +51,7 @@ func (t *peerTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	body := &meteredBody{rc: resp.Body, ctx: req.Context(), left: t.maxBytes, limit: t.maxBytes, done: done}
+	body.onEOF = func() { recordCoverage(req.Context(), t.peer, resp.Trailer.Get(PartitionsHeader)) }
 	if resp.StatusCode/100 != 2 {
 		body.result = resultError // whatever the body says
 	}
@@ -87,6 +88,8 @@ type meteredBody struct {
 	result string // set for an error status: the result whatever the body does
 	done   func(result string)
 	once   sync.Once
+	// onEOF runs when the whole body was read, its trailers with it.
+	onEOF func()
 }
 
 func (b *meteredBody) Read(p []byte) (int, error) {
@@ -104,6 +107,9 @@ func (b *meteredBody) Read(p []byte) (int, error) {
 	}
 	switch {
 	case errors.Is(err, io.EOF):
+		if b.onEOF != nil && b.result == "" {
+			b.onEOF()
+		}
 		b.finish(resultSuccess)
 	case err != nil:
 		b.finish(classify(b.ctx, err))

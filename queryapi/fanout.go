@@ -42,7 +42,7 @@ func (a *API) RemoteReadHandler() http.Handler {
 	if q, ok := a.queryable.(*cluster.Queryable); ok {
 		fabric = q.Strict()
 	}
-	return cluster.NewReadHandler(a.local, fabric, cluster.ReadLimits{
+	return cluster.NewReadHandler(a.local, fabric, a.opts.Peers.Serving(), cluster.ReadLimits{
 		Samples:     a.opts.MaxSamples,
 		Concurrency: a.opts.MaxConcurrency,
 		FrameBytes:  int(min(a.opts.MaxResponseBytes, cluster.DefaultMaxBytesInFrame)),

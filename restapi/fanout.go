@@ -3,6 +3,7 @@ package restapi
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/fabrictelemetry/aggregator/cluster"
+	"github.com/fabrictelemetry/aggregator/polllog"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
@@ -34,7 +36,7 @@ func (a *API) WithPeers(p *cluster.Peers) *API {
 // registerRows serves this replica's rows to its peers.
 func (a *API) registerRows(r *mux.Router) {
 	if a.peers != nil {
-		r.Handle(cluster.RowsPath, cluster.RowsHandler(a.src)).Methods(http.MethodGet)
+		r.Handle(cluster.RowsPath, cluster.RowsHandler(a.src, a.peers.Serving())).Methods(http.MethodGet)
 	}
 }
 
@@ -95,15 +97,17 @@ func (a *API) missing(w http.ResponseWriter, fv *fabricView, switchID string, er
 // merges them with this replica's own.
 func (a *API) gather(ctx context.Context, switchIDs []string) *fabricView {
 	fv := &fabricView{lacking: map[string][]string{}}
-	local := a.src.Load()
+	var local *snapshot.View
+	covers := []cluster.Coverage{a.peers.Held(func() { local = a.src.Load() })}
 	asks := a.asks(fv, switchIDs)
 	if len(asks) == 0 {
 		fv.view = local
+		a.checkCoverage(fv, switchIDs, covers)
 		return fv
 	}
 	type answer struct {
-		snaps []*snapshot.Snapshot
-		err   error
+		rows cluster.RowsAnswer
+		err  error
 	}
 	answers := make(map[string]answer, len(asks))
 	var (
@@ -112,9 +116,9 @@ func (a *API) gather(ctx context.Context, switchIDs []string) *fabricView {
 	)
 	for peer, switches := range asks {
 		wg.Go(func() {
-			snaps, err := a.peers.Rows(ctx, peer, switches)
+			rows, err := a.peers.Rows(ctx, peer, switches)
 			mu.Lock()
-			answers[peer] = answer{snaps, err}
+			answers[peer] = answer{rows, err}
 			mu.Unlock()
 		})
 	}
@@ -131,7 +135,10 @@ func (a *API) gather(ctx context.Context, switchIDs []string) *fabricView {
 	for _, peer := range sortedKeys(asks) {
 		ans := answers[peer]
 		if ans.err == nil {
-			parts = append(parts, ans.snaps...)
+			parts = append(parts, ans.rows.Parts...)
+			if ans.rows.Coverage != nil {
+				covers = append(covers, *ans.rows.Coverage)
+			}
 			continue
 		}
 		fv.warnings = append(fv.warnings, "peer "+peer+": "+ans.err.Error())
@@ -144,7 +151,54 @@ func (a *API) gather(ctx context.Context, switchIDs []string) *fabricView {
 		}
 	}
 	fv.view = mergeParts(parts)
+	a.checkCoverage(fv, switchIDs, covers)
 	return fv
+}
+
+// checkCoverage adds to fv the partitions the answers lack, when the
+// replicas say what they hold (cluster.Serving): during a rebalance a
+// partition is for a while held by no replica (given up by one, loading on
+// another), or by another than this replica's membership names. For every
+// switch, any partition none of covers holds; for switches asked by name,
+// the partitions of those switches in each source of the log (all of them
+// while the sources are not known), unless their absence is explained
+// already.
+func (a *API) checkCoverage(fv *fabricView, switchIDs []string, covers []cluster.Coverage) {
+	if !a.peers.Covers() {
+		return
+	}
+	missing := cluster.Missing(covers...)
+	if len(missing) == 0 {
+		return
+	}
+	sources := a.peers.Membership().Sources()
+	if len(switchIDs) == 0 || len(sources) == 0 {
+		why := (&cluster.MissingError{Partitions: missing}).Error()
+		fv.warnings = append(fv.warnings, why)
+		fv.lacking[""] = append(fv.lacking[""], why)
+		for _, id := range switchIDs {
+			fv.lacking[id] = append(fv.lacking[id], why)
+		}
+		return
+	}
+	count := 0
+	for _, c := range covers {
+		count = max(count, c.Partitions)
+	}
+	for _, id := range switchIDs {
+		if len(fv.lacking[id]) > 0 {
+			continue // a replica that did not answer, or no owner: said already
+		}
+		for _, src := range sources {
+			p := polllog.Partition(polllog.Key(src, id), count)
+			if _, gone := slices.BinarySearch(missing, p); !gone {
+				continue
+			}
+			why := fmt.Sprintf("its partition %d of source %s is held by no replica that answered (handed over in a rebalance)", p, quote(src))
+			fv.lacking[id] = append(fv.lacking[id], why)
+			fv.warnings = append(fv.warnings, "switch_id "+quote(id)+": "+why)
+		}
+	}
 }
 
 // asks returns which peers to ask for which switches: every peer for every

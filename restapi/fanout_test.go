@@ -30,6 +30,7 @@ type restReplica struct {
 	router http.Handler
 	served *servedHandler // what its server serves: router, until a test breaks it
 	view   *snapshot.View
+	store  *snapshot.Store
 	reg    *prometheus.Registry
 	m      *cluster.Static
 }
@@ -43,6 +44,13 @@ func (s *servedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // restReplicas splits view between n replicas, each serving the REST API
 // with its peers on a loopback server.
 func restReplicas(t testing.TB, view *snapshot.View, n int, opts cluster.Options) []*restReplica {
+	t.Helper()
+	return restReplicasWith(t, view, n, opts, func(m *cluster.Static) cluster.Membership { return m })
+}
+
+// restReplicasWith is restReplicas with each replica's membership made by
+// membership from its Static one.
+func restReplicasWith(t testing.TB, view *snapshot.View, n int, opts cluster.Options, membership func(*cluster.Static) cluster.Membership) []*restReplica {
 	t.Helper()
 	handlers := make([]*servedHandler, n)
 	urls := make([]string, n)
@@ -68,7 +76,7 @@ func restReplicas(t testing.TB, view *snapshot.View, n int, opts cluster.Options
 		reg := prometheus.NewRegistry()
 		o := opts
 		o.Registerer = reg
-		peers, err := cluster.New(m, o)
+		peers, err := cluster.New(membership(m), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +86,7 @@ func restReplicas(t testing.TB, view *snapshot.View, n int, opts cluster.Options
 		New(store, time.Second, func() time.Time { return clockAt }).WithPeers(peers).Register(r)
 		var h http.Handler = r
 		handlers[i].h.Store(&h)
-		out[i] = &restReplica{url: urls[i], router: r, served: handlers[i], view: mine, reg: reg, m: m}
+		out[i] = &restReplica{url: urls[i], router: r, served: handlers[i], view: mine, store: store, reg: reg, m: m}
 	}
 	return out
 }
@@ -308,5 +316,93 @@ func TestRESTFanoutOpenAPI(t *testing.T) {
 		{"/telemetry/ListMetrics?metric_name=Nope", 503},
 	} {
 		t.Run(tc.target, func(t *testing.T) { checkOpenAPI(t, router, r, tc.target, tc.status) })
+	}
+}
+
+// servingStatic is a Static membership that says which partitions its
+// replica holds, as a partitioned replica's does.
+type servingStatic struct {
+	*cluster.Static
+	held atomic.Pointer[[]int32]
+}
+
+func (m *servingStatic) Serving() (int, []int32) { return len(m.PartitionOwners), *m.held.Load() }
+
+// TestRESTFanoutPartitionInTransit: each replica says which partitions it
+// holds. While one replica holds all it owns, the answers are one box's,
+// whole. When one has given up its partition, or is still loading it (its
+// view without the partition's rows, its Serving without the partition),
+// every answer that needed that partition says so, on that replica and
+// on the others, although the membership still names it the owner: a list
+// of every switch is partial naming the partition, a switch in it is left
+// out of a list with a warning, and what would be a 404 is a 503. Without
+// the check they would be silently short, or a 404.
+func TestRESTFanoutPartitionInTransit(t *testing.T) {
+	full := fullView(t)
+	memberships := map[*cluster.Static]*servingStatic{}
+	replicas := restReplicasWith(t, full, 3, cluster.Options{}, func(m *cluster.Static) cluster.Membership {
+		s := &servingStatic{Static: m}
+		held := []int32{int32(slices.Index(m.PartitionOwners, m.SelfURL))}
+		s.held.Store(&held)
+		memberships[m] = s
+		return s
+	})
+	box := viewRouter(full, time.Second)
+	for _, target := range fanoutTargets() {
+		want := serve(box, http.MethodGet, target)
+		for i, r := range replicas {
+			if got := serve(r.router, http.MethodGet, target); got.Code != want.Code || got.Body.String() != want.Body.String() {
+				t.Errorf("replica %d, every partition held: %s:\n got  %d %s want %d %s", i, target, got.Code, got.Body, want.Code, want.Body)
+			}
+		}
+	}
+
+	// Replica 1 gives partition 1 up (or has not loaded it yet).
+	loading := replicas[1]
+	none := []int32{}
+	memberships[loading.m].held.Store(&none)
+	var empty []*snapshot.Snapshot
+	for _, p := range loading.view.Parts() {
+		empty = append(empty, subset(p, nil))
+	}
+	loading.store.PublishView(snapshot.NewView(empty...))
+	// SW-10's switch-level row is in partition 2 of matrix, and it would
+	// have its ports in partition 1 of ufm; SW-03 (which no source has)
+	// would be in partition 1 of ufm; SW-01 and SW-02 are in partitions 0
+	// and 2.
+	for _, c := range []struct {
+		source, id string
+		owner      *restReplica
+	}{
+		{"matrix", "SW-10", replicas[2]}, {"ufm", "SW-10", loading}, {"ufm", "SW-03", loading},
+		{"matrix", "SW-01", replicas[0]}, {"ufm", "SW-01", replicas[2]}, {"matrix", "SW-02", replicas[2]}, {"ufm", "SW-02", replicas[2]},
+	} {
+		if got := loading.m.Owner(c.source, c.id); got != c.owner.url {
+			t.Fatalf("the fixture's split changed: %s of %s is on %s", c.id, c.source, got)
+		}
+	}
+	const inTransit = `partition 1 of the poll log is held by no replica that answered`
+	for _, r := range replicas {
+		for _, tc := range []struct {
+			target string
+			code   int
+			want   string
+		}{
+			{"/telemetry/ListMetrics", 200, `"partial":true,"warnings":["` + inTransit},
+			{"/telemetry/ListMetrics?metric_name=Nope", 503, `unknown metric_name \"Nope\", but not every replica answered: ` + inTransit},
+			{"/telemetry/GetMetric?switch_id=SW-10&metric_name=Rx_Bytes", 200, `"partial":true,"warnings":["switch_id \"SW-10\": its partition 1 of source \"ufm\" is held by no replica that answered`},
+			{"/telemetry/GetMetric?switch_id=SW-10&metric_name=PortXmitDataExtended", 503, `but not every replica answered: its partition 1 of source \"ufm\"`},
+			{"/telemetry/ListMetrics?switch_id=SW-03", 503, `switch_id \"SW-03\" left out: its partition 1 of source \"ufm\"`},
+		} {
+			w := serve(r.router, http.MethodGet, tc.target)
+			if w.Code != tc.code || !strings.Contains(w.Body.String(), tc.want) {
+				t.Errorf("%s: %s: got %d %s, want %d with %s", r.url, tc.target, w.Code, w.Body, tc.code, tc.want)
+			}
+		}
+		// Switches of the partitions held are answered whole.
+		target := "/telemetry/ListMetrics?switch_id=SW-01&switch_id=SW-02"
+		if got, want := serve(r.router, http.MethodGet, target), serve(box, http.MethodGet, target); got.Body.String() != want.Body.String() {
+			t.Errorf("%s: %s:\n got  %s\n want %s", r.url, target, got.Body, want.Body)
+		}
 	}
 }
