@@ -120,9 +120,18 @@ func (e *Exporter) AddSource(name string) { e.metrics.addSource(name) }
 // AddHistory exports a source's PromQL history on /metrics as of each
 // scrape (fabric_history_*): what it holds, and what it dropped by reason,
 // every reason at zero from start-up. Call it once per source, before
-// serving.
+// serving; a source with several histories (a partitioned replica's, one
+// per partition) is exported as their sum.
 func (e *Exporter) AddHistory(source string, h *history.History) {
 	e.histories.add(source, h)
+}
+
+// RemoveHistory stops exporting a history of a source that has several
+// (a partitioned replica's, one per partition it holds, added as it takes
+// partitions and removed as it gives them up); what it dropped stays in
+// the source's counts.
+func (e *Exporter) RemoveHistory(source string, h *history.History) {
+	e.histories.remove(source, h)
 }
 
 // Observe records one ingestion cycle under its source's name (adding the

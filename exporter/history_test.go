@@ -67,6 +67,60 @@ func TestHistoryMetrics(t *testing.T) {
 	}
 }
 
+// TestHistoryMetricsPerPartition: a source of a partitioned replica has a
+// history per partition it holds. Its series are their sums (snapshots: the
+// most any holds), and a history removed (a partition given up) takes its
+// series with it but leaves its drops in the counter, which never goes
+// back.
+func TestHistoryMetricsPerPartition(t *testing.T) {
+	e := New(&snapshot.Store{}, Options{})
+	p0, p1 := history.New(time.Hour), history.New(time.Hour)
+	e.AddHistory("log", p0)
+	e.AddHistory("log", p1)
+	at := func(k int, ids ...string) *snapshot.Snapshot {
+		var sws []historytest.Switch
+		for _, id := range ids {
+			sws = append(sws, historytest.Switch{ID: id, Values: map[string]float64{"Tx_Bytes": float64(k)}})
+		}
+		return historytest.Switches(t, historytest.T0.Add(time.Duration(k)*historytest.Step), historytest.Columns(), sws...)
+	}
+	for _, k := range []int{0, 1, 2, 1} { // back from 2 to 1: one rewound
+		p0.Append(at(k, "SW-01", "SW-02"))
+	}
+	for _, k := range []int{0, 1, 2} {
+		p1.Append(at(k, "SW-03"))
+	}
+	want := func(rewound, series, bytes, snapshots int) string {
+		return fmt.Sprintf(`
+# HELP fabric_history_bytes Bytes the source's PromQL history holds: samples, plain and encoded, and an estimate of its series tables.
+# TYPE fabric_history_bytes gauge
+fabric_history_bytes{source="log"} %d
+# HELP fabric_history_dropped_snapshots_total Snapshots the source's PromQL history dropped, by reason: rewound (the source's time went back, later snapshots dropped), series_budget (oldest dropped for --query.max-history-series, or a snapshot over it alone not kept).
+# TYPE fabric_history_dropped_snapshots_total counter
+fabric_history_dropped_snapshots_total{reason="rewound",source="log"} %d
+fabric_history_dropped_snapshots_total{reason="series_budget",source="log"} 0
+# HELP fabric_history_series Series the source's PromQL history holds, counted per distinct set of rows and columns as --query.max-history-series counts them.
+# TYPE fabric_history_series gauge
+fabric_history_series{source="log"} %d
+# HELP fabric_history_snapshots Snapshots the source's PromQL history holds.
+# TYPE fabric_history_snapshots gauge
+fabric_history_snapshots{source="log"} %d
+`, bytes, rewound, series, snapshots)
+	}
+	both := want(1, 2*3+3, p0.Load().Stats().Bytes()+p1.Load().Stats().Bytes(), 3)
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(both), historyMetricNames...); err != nil {
+		t.Fatal(err)
+	}
+	e.RemoveHistory("log", p0)
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want(1, 3, p1.Load().Stats().Bytes(), 3)), historyMetricNames...); err != nil {
+		t.Errorf("after partition 0's history was removed: %v", err)
+	}
+	e.RemoveHistory("log", p1)
+	if err := testutil.GatherAndCompare(e.Registry(), strings.NewReader(want(1, 0, 0, 0)), historyMetricNames...); err != nil {
+		t.Errorf("after every history was removed: %v", err)
+	}
+}
+
 var storageMetricNames = []string{
 	"fabric_history_storage_snapshots_loaded", "fabric_history_storage_files_unreadable_total",
 	"fabric_history_storage_runs_written_total", "fabric_history_storage_bytes_written_total",

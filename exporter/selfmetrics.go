@@ -1,6 +1,8 @@
 package exporter
 
 import (
+	"maps"
+	"slices"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -150,14 +152,19 @@ func (m *selfMetrics) observe(c ingest.Cycle) {
 
 // historyCollector exports each source's PromQL history as of the scrape:
 // what it holds and what it dropped, by reason, every reason from start-up,
-// and, for a history kept under --storage.path, what its Disk did.
+// and, for a history kept under --storage.path, what its Disk did. A source
+// of a partitioned replica has a history per partition it holds, which come
+// and go with the partitions: its series are their sums (snapshots, the
+// most any holds), and its drops count those of the histories removed too,
+// so that the counters never go back.
 type historyCollector struct {
 	dropped, series, bytes, snapshots *prometheus.Desc
 	storage                           storageDescs
 
 	mu      sync.Mutex
-	sources []string
-	hs      []*history.History
+	sources []string                                 // in the order first added
+	hs      map[string][]*history.History            // per source
+	retired map[string]map[history.DropReason]uint64 // drops of the removed histories, per source
 }
 
 func newHistoryCollector() *historyCollector {
@@ -211,8 +218,30 @@ func (d *storageDescs) collect(ch chan<- prometheus.Metric, st history.DiskStats
 func (c *historyCollector) add(source string, h *history.History) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.sources = append(c.sources, source)
-	c.hs = append(c.hs, h)
+	if c.hs == nil {
+		c.hs, c.retired = map[string][]*history.History{}, map[string]map[history.DropReason]uint64{}
+	}
+	if _, ok := c.hs[source]; !ok {
+		c.sources = append(c.sources, source)
+	}
+	c.hs[source] = append(slices.Clone(c.hs[source]), h)
+}
+
+// remove stops exporting h, keeping what it dropped in the source's counts.
+func (c *historyCollector) remove(source string, h *history.History) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := slices.Index(c.hs[source], h)
+	if i < 0 {
+		return
+	}
+	c.hs[source] = slices.Delete(slices.Clone(c.hs[source]), i, i+1)
+	if c.retired[source] == nil {
+		c.retired[source] = map[history.DropReason]uint64{}
+	}
+	for _, r := range history.DropReasons {
+		c.retired[source][r] += h.Dropped(r)
+	}
 }
 
 func (c *historyCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -225,20 +254,35 @@ func (c *historyCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *historyCollector) Collect(ch chan<- prometheus.Metric) {
 	c.mu.Lock()
-	sources, hs := c.sources, c.hs
+	sources, hs, retired := c.sources, maps.Clone(c.hs), map[string]map[history.DropReason]uint64{}
+	for src, r := range c.retired {
+		retired[src] = maps.Clone(r)
+	}
 	c.mu.Unlock()
-	for i, h := range hs {
-		src := sources[i]
+	for _, src := range sources {
 		for _, r := range history.DropReasons {
-			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(h.Dropped(r)), src, string(r))
+			n := retired[src][r]
+			for _, h := range hs[src] {
+				n += h.Dropped(r)
+			}
+			ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(n), src, string(r))
 		}
-		v := h.Load()
-		st := v.Stats()
-		ch <- prometheus.MustNewConstMetric(c.series, prometheus.GaugeValue, float64(st.Series), src)
-		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes()), src)
-		ch <- prometheus.MustNewConstMetric(c.snapshots, prometheus.GaugeValue, float64(v.Len()), src)
-		if d := h.Disk(); d != nil {
-			c.storage.collect(ch, d.Stats(), src)
+		var series, bytes, snapshots int
+		for _, h := range hs[src] {
+			v := h.Load()
+			st := v.Stats()
+			series += st.Series
+			bytes += st.Bytes()
+			snapshots = max(snapshots, v.Len())
+		}
+		ch <- prometheus.MustNewConstMetric(c.series, prometheus.GaugeValue, float64(series), src)
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(bytes), src)
+		ch <- prometheus.MustNewConstMetric(c.snapshots, prometheus.GaugeValue, float64(snapshots), src)
+		// Histories under --storage.path are those of HTTP sources, one each.
+		if len(hs[src]) == 1 {
+			if d := hs[src][0].Disk(); d != nil {
+				c.storage.collect(ch, d.Stats(), src)
+			}
 		}
 	}
 }

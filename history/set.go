@@ -8,13 +8,15 @@ import (
 	"github.com/prometheus/prometheus/storage"
 )
 
-// Set is the histories of every source, one per source, which may grow
-// while it is read: an aggregator fed from the poll log learns a source
-// when its first poll arrives. Readers load the current list with one
-// atomic read and never lock; Add publishes a new list (copy-on-write), so
-// a list once loaded never changes.
+// Set is the histories of every source, one per source (one per source and
+// partition on a partitioned replica), which may change while it is read:
+// an aggregator fed from the poll log learns a source when its first poll
+// arrives, and a partitioned replica takes partitions and gives them up.
+// Readers load the current list with one atomic read and never lock; Add
+// and Remove publish a new list (copy-on-write), so a list once loaded
+// never changes.
 type Set struct {
-	mu    sync.Mutex // serialises Add
+	mu    sync.Mutex // serialises Add and Remove
 	list  atomic.Pointer[[]*History]
 	empty *History // queried while the set is empty
 }
@@ -32,6 +34,16 @@ func (s *Set) Add(h *History) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	list := append(slices.Clone(*s.list.Load()), h)
+	s.list.Store(&list)
+}
+
+// Remove takes a history out (a partitioned replica's history of a
+// partition it gave up); the queries that start afterwards do not see it,
+// and those already running keep the list they loaded.
+func (s *Set) Remove(h *History) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := slices.DeleteFunc(slices.Clone(*s.list.Load()), func(x *History) bool { return x == h })
 	s.list.Store(&list)
 }
 

@@ -46,6 +46,24 @@ func TestSetGrows(t *testing.T) {
 	if err != nil || len(names) != 1 || names[0] != "east" {
 		t.Errorf("querier opened before the additions: fabric values %v, %v", names, err)
 	}
+
+	// Removed, west is gone from the queries that start afterwards; a
+	// querier opened before still sees it.
+	withWest, err := s.Queryable().Querier(0, t0.Add(time.Hour).UnixMilli())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer withWest.Close()
+	s.Remove(west)
+	if got, want := evalInstant(t, engine, s.Queryable(), count, 30*time.Second), evalInstant(t, engine, Union(east, ports), count, 30*time.Second); !sameVector(got, want) {
+		t.Errorf("west removed: %v, east and the ports give %v", got, want)
+	}
+	if names, _, err := withWest.LabelValues(t.Context(), "fabric", nil); err != nil || len(names) != 2 {
+		t.Errorf("querier opened before the removal: fabric values %v, %v", names, err)
+	}
+	if n := len(s.All()); n != 2 {
+		t.Errorf("%d histories in the set after a removal", n)
+	}
 }
 
 // Readers load the list while sources are added, without locks and
