@@ -1,7 +1,8 @@
 // Package aggregator assembles the telemetry aggregator: one poller per
 // HTTP source (and its poll log publisher, with --kafka.publish), one
-// follower per kafka:// source, the snapshot store, and the HTTP endpoints
-// that read it. cmd/ only parses flags and calls into this package, so
+// follower per kafka:// source (in partitioned mode, a member of the
+// replicas' group, with the fan-out to the other replicas), the snapshot
+// store, and the HTTP endpoints that read it. cmd/ only parses flags and calls into this package, so
 // tests can build the same thing.
 package aggregator
 
@@ -23,6 +24,7 @@ import (
 	promconfig "github.com/prometheus/common/config"
 	"github.com/prometheus/common/version"
 
+	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/history"
@@ -65,7 +67,14 @@ type Config struct {
 	// Kafka are the --kafka.* settings: the publisher of the HTTP
 	// sources' polls (Publish), and the TLS and SASL of every kafka://
 	// source (see docs/scale-out.md).
-	Kafka  kafkalog.Options
+	Kafka kafkalog.Options
+	// ExternalURL is the base URL other replicas reach this one at
+	// (--web.external-url), advertised to the group of a partitioned
+	// source (kafka://…?group=); required then.
+	ExternalURL string
+	// Fanout bounds the requests to the other replicas in partitioned
+	// mode (--fanout.*); its Registerer and Logger are set here.
+	Fanout cluster.Options
 	Logger *slog.Logger
 }
 
@@ -77,6 +86,8 @@ type Aggregator struct {
 	sources []*source
 	// feeds are the kafka:// sources, each a follower of a poll log.
 	feeds []*feed
+	// peers are the other replicas in partitioned mode; nil otherwise.
+	peers *cluster.Peers
 	// served is every source whose part is in the view: the HTTP sources,
 	// then the sources the feeds learn from the log as their first polls
 	// arrive. Replaced (never changed) under mu; read without locks.
@@ -106,6 +117,10 @@ type Aggregator struct {
 // New builds the aggregator; nothing runs until Run.
 func New(cfg Config) (*Aggregator, error) {
 	if err := cfg.check(); err != nil {
+		return nil, err
+	}
+	partitioned, err := cfg.checkPartitioned()
+	if err != nil {
 		return nil, err
 	}
 	if cfg.Schema == nil {
@@ -146,6 +161,11 @@ func New(cfg Config) (*Aggregator, error) {
 				return nil, err
 			}
 			a.feeds = append(a.feeds, f)
+			if partitioned {
+				if a.peers, err = a.newPeers(f); err != nil {
+					return nil, err
+				}
+			}
 			continue
 		}
 		src, err := a.newSource(sc)
@@ -239,9 +259,13 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		}
 	}
 	for _, f := range a.feeds {
-		a.cfg.Logger.Info("Following poll log", "source_name", f.cfg.Name, "url", f.cfg.URL, "replay", f.replay,
-			"tls", a.cfg.Kafka.TLS.Enable, "sasl", a.cfg.Kafka.SASL.Mechanism)
-		wg.Go(func() { _ = f.follower.Run(ctx) })
+		attrs := []any{"source_name", f.cfg.Name, "url", f.cfg.URL, "replay", f.replay,
+			"tls", a.cfg.Kafka.TLS.Enable, "sasl", a.cfg.Kafka.SASL.Mechanism}
+		if f.group != nil {
+			attrs = append(attrs, "external_url", a.cfg.ExternalURL, "session_timeout", a.cfg.Kafka.SessionTimeout)
+		}
+		a.cfg.Logger.Info("Following poll log", attrs...)
+		wg.Go(func() { _ = f.run(ctx) })
 	}
 	wg.Wait()
 	return nil

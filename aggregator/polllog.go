@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,20 +21,43 @@ import (
 // The poll log (docs/poll-log.md, docs/scale-out.md): with --kafka.publish
 // every HTTP source's accepted polls are written to a Kafka topic by a
 // kafkalog.Publisher, and a kafka:// source follows such a topic with a
-// kafkalog.Follower. The polls a follower reads are of the sources the
+// kafkalog.Follower (or, with ?group=, a kafkalog.GroupFollower: see
+// partitioned.go). The polls a follower reads are of the sources the
 // publishers named: each of them becomes a source of this aggregator, with
 // its own part of the view, history and self-metrics, created when its
 // first poll arrives.
 
 // feed is a kafka:// source: a follower of a poll log.
 type feed struct {
-	cfg      config.Source
-	topic    string
-	replay   time.Duration
+	cfg    config.Source
+	topic  string
+	replay time.Duration
+	// follower reads every partition; group, in partitioned mode (a
+	// ?group= URL), those the group assigns. One of the two is set.
 	follower *kafkalog.Follower
+	group    *kafkalog.GroupFollower
 	// sources are the sources learnt from the log, by their names there;
 	// nil for a name refused. Owned by the follower's goroutine.
 	sources map[string]*source
+}
+
+// run follows the log until ctx is done.
+func (f *feed) run(ctx context.Context) error {
+	if f.group != nil {
+		return f.group.Run(ctx)
+	}
+	return f.follower.Run(ctx)
+}
+
+// ready reports whether the follower serves what it must, and why not.
+func (f *feed) ready() (bool, string) {
+	if f.group != nil {
+		return f.groupReady()
+	}
+	if f.follower.Ready() {
+		return true, ""
+	}
+	return false, fmt.Sprintf("the poll log %s is not read up to its end yet (%s)", f.topic, f.behind())
 }
 
 // behind says how far the follower is behind the log, over every
@@ -132,6 +156,9 @@ func (a *Aggregator) newFeed(sc config.Source, conn kafkalog.Conn) (*feed, error
 		a.exp.Registry().MustRegister(a.refused)
 	}
 	f := &feed{cfg: sc, topic: topic, replay: a.replay(), sources: map[string]*source{}}
+	if u.Group != "" {
+		return f, a.newGroupFollower(f, u.Group, conn)
+	}
 	f.follower, err = kafkalog.NewFollower(kafkalog.FollowerConfig{
 		Conn:       conn,
 		Topic:      topic,
@@ -153,11 +180,7 @@ func (a *Aggregator) newFeed(sc config.Source, conn kafkalog.Conn) (*feed, error
 // its part of the view and its history, as an accepted HTTP poll does,
 // with the snapshot's own time: the replica's clock plays no part.
 func (a *Aggregator) applyLogPoll(f *feed, p *polllog.Poll) {
-	src, known := f.sources[p.Source]
-	if !known {
-		src = a.addLogSource(f, p.Source)
-		f.sources[p.Source] = src
-	}
+	src := a.logSource(f, p.Source)
 	if src == nil {
 		a.refused.WithLabelValues(f.cfg.Name, p.Source).Inc()
 		return
@@ -168,6 +191,17 @@ func (a *Aggregator) applyLogPoll(f *feed, p *polllog.Poll) {
 	}
 	swap := a.now().Sub(start)
 	a.observe(ingest.Cycle{Source: p.Source, Start: start, Swap: swap, Total: swap, Bytes: p.Bytes, Snapshot: p.Snapshot})
+}
+
+// logSource returns the source of f's log of that name, made at its first
+// poll; nil for a name refused.
+func (a *Aggregator) logSource(f *feed, name string) *source {
+	src, known := f.sources[name]
+	if !known {
+		src = a.addLogSource(f, name)
+		f.sources[name] = src
+	}
+	return src
 }
 
 // addLogSource makes a source learnt from f's log one of the served
@@ -189,10 +223,16 @@ func (a *Aggregator) addLogSource(f *feed, name string) *source {
 		return nil
 	}
 	sc := config.Source{Name: name, URL: f.cfg.URL, Interval: f.cfg.Interval}
-	src := &source{cfg: sc, history: a.newHistory(name), feed: f}
+	src := &source{cfg: sc, feed: f}
 	a.exp.AddSource(name)
-	a.exp.AddHistory(name, src.history)
-	a.histories.Add(src.history)
+	if f.group == nil {
+		src.history = a.newHistory(name)
+		a.exp.AddHistory(name, src.history)
+		a.histories.Add(src.history)
+	} else {
+		src.partitions = &partitionHistories{}
+		src.partitions.list.Store(&[]*history.History{})
+	}
 	served := append(slices.Clone(*a.served.Load()), src)
 	a.served.Store(&served)
 	a.cfg.Logger.Info("New source from the poll log", "source_name", f.cfg.Name, "log_source", name, "topic", f.topic)

@@ -13,6 +13,7 @@ import (
 	"github.com/klauspost/compress/gzhttp"
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/queryapi"
 	"github.com/fabrictelemetry/aggregator/restapi"
 )
@@ -26,10 +27,11 @@ func (a *Aggregator) routes() {
 		w.Header().Set("Allow", a.allowedMethods(req))
 		restapi.WriteError(w, http.StatusMethodNotAllowed, "method "+req.Method+" not allowed on "+req.URL.Path)
 	})
-	restapi.New(a.store, a.shortestInterval(), a.now).Register(r)
+	restapi.New(a.store, a.shortestInterval(), a.now).WithPeers(a.peers).Register(r)
 	queryOpts := a.cfg.Query
 	queryOpts.Logger = a.cfg.Logger.With("component", "query")
 	queryOpts.Registerer = a.exp.Registry()
+	queryOpts.Peers = a.peers
 	if a.self != nil {
 		queryOpts.SelfMetrics = a.self
 	}
@@ -51,9 +53,10 @@ func (a *Aggregator) routes() {
 // accept it: the query API (a range query's matrix is megabytes of JSON)
 // and ListMetrics (65 MB on the 2,000 × 64-port fabric). GetMetric's
 // answers are a few hundred bytes and are left alone; /metrics negotiates
-// its own encoding.
+// its own encoding, and so does remote read (snappy), whose streamed
+// answer must reach the reader frame by frame, its trailer last.
 func compressed(path string) bool {
-	return strings.HasPrefix(path, "/api/v1/") || path == "/telemetry/ListMetrics"
+	return strings.HasPrefix(path, "/api/v1/") && path != cluster.ReadPath || path == "/telemetry/ListMetrics"
 }
 
 // compressRoutes wraps the compressed routes with gzhttp, which gzips an
@@ -117,11 +120,25 @@ const historyDropPolls = 3
 // served by the API with its age, and a history that drops snapshots still
 // answers PromQL; readiness is what tells a load balancer or an operator
 // that something is wrong.
+//
+// A partitioned replica is ready once it serves every partition the group
+// assigned it (see feed.groupReady); one the group assigned none serves
+// nothing of its own, so the rules about its snapshot do not apply.
 func (a *Aggregator) ready(w http.ResponseWriter, _ *http.Request) {
+	readyText := "Ready."
 	for _, f := range a.feeds {
-		if !f.follower.Ready() {
-			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("Not ready: source %q: the poll log %s is not read up to its end yet (%s).",
-				f.cfg.Name, f.topic, f.behind()))
+		if ok, why := f.ready(); !ok {
+			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf("Not ready: source %q: %s.", f.cfg.Name, why))
+			return
+		}
+		if f.group == nil {
+			continue
+		}
+		if n := f.unowned(); n > 0 {
+			readyText = fmt.Sprintf("Ready; %d partitions of the poll log %s are assigned to no replica: answers lacking them say they are partial.", n, f.topic)
+		}
+		if owned, _ := f.group.Partitions(); len(owned) == 0 {
+			writeText(w, http.StatusOK, readyText+" No partition is assigned to this replica: it answers from the others'.")
 			return
 		}
 	}
@@ -136,14 +153,16 @@ func (a *Aggregator) ready(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	for _, src := range *a.served.Load() {
-		if st := src.history.Streak(); st.Appends >= historyDropPolls {
-			writeText(w, http.StatusServiceUnavailable, fmt.Sprintf(
-				"Not ready: source %q: its PromQL history dropped snapshots on each of its last %d polls (%s: %s).",
-				src.cfg.Name, st.Appends, st.Reason, st.Detail))
-			return
+		for _, h := range src.histories() {
+			if st := h.Streak(); st.Appends >= historyDropPolls {
+				writeText(w, http.StatusServiceUnavailable, fmt.Sprintf(
+					"Not ready: source %q: its PromQL history dropped snapshots on each of its last %d polls (%s: %s).",
+					src.cfg.Name, st.Appends, st.Reason, st.Detail))
+				return
+			}
 		}
 	}
-	writeText(w, http.StatusOK, "Ready.")
+	writeText(w, http.StatusOK, readyText)
 }
 
 func writeText(w http.ResponseWriter, code int, msg string) {

@@ -29,6 +29,9 @@ type source struct {
 	// feed is the poll log a source learnt from the log comes from; nil
 	// for an HTTP source, which has a poller instead.
 	feed *feed
+	// partitions are the source's histories on a partitioned replica, one
+	// per partition it holds, instead of history; nil otherwise.
+	partitions *partitionHistories
 
 	// Written by this source's poller goroutine only.
 	last, lastLabelled *snapshot.Snapshot
@@ -68,6 +71,15 @@ func (a *Aggregator) newSource(sc config.Source) (*source, error) {
 	src.poller.Parser.Limits = ingest.Limits{Samples: sc.SampleLimit, Columns: sc.ColumnLimit, LabelValueLength: sc.LabelValueLengthLimit}
 	src.poller.MaxClockSkew = time.Duration(sc.MaxClockSkew)
 	return src, nil
+}
+
+// histories are the source's PromQL histories: its own, or on a
+// partitioned replica one per partition it holds.
+func (src *source) histories() []*history.History {
+	if src.partitions != nil {
+		return src.partitions.all()
+	}
+	return []*history.History{src.history}
 }
 
 // newHistory is a source's PromQL history.
@@ -111,8 +123,11 @@ func (a *Aggregator) publishPart(src *source, s *snapshot.Snapshot) bool {
 	}
 	a.mu.Unlock()
 	// After the swap: encoding old history blocks takes a while at fabric
-	// scale, and the REST and /metrics readers need not wait for it.
-	src.history.Append(labelled)
+	// scale, and the REST and /metrics readers need not wait for it. (A
+	// partitioned source's histories are fed per partition instead.)
+	if src.history != nil {
+		src.history.Append(labelled)
+	}
 	return true
 }
 

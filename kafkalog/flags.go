@@ -61,7 +61,7 @@ func AddFlags(app *kingpin.Application) *Options {
 	addPartitions(app, o)
 	app.Flag("kafka.replication-factor", "Replication factor of the topics a publisher creates when they are missing; 0 means 3, or the number of brokers when fewer.").
 		Default("0").IntVar(&o.ReplicationFactor)
-	app.Flag("kafka.session-timeout", "Session timeout of the publishers' lease group: a standby publisher of a source takes over within it once the active one dies. Must lie within the brokers' group.min.session.timeout.ms and group.max.session.timeout.ms.").
+	app.Flag("kafka.session-timeout", "Session timeout of the aggregator's Kafka groups: how long a member may go silent before the group gives its share to the others. The publishers' lease group: a standby publisher of a source takes over within it once the active one dies. The partitioned replicas' group (a kafka://…?group= source): a replica killed without warning has its partitions taken over by the others after it, plus their replay. Heartbeats go every tenth of it. Must lie within the brokers' group.min.session.timeout.ms and group.max.session.timeout.ms.").
 		Default(DefaultSessionTimeout.String()).DurationVar(&o.SessionTimeout)
 	app.Flag("kafka.tls.enable", "Talk TLS to the brokers (the publisher's and every kafka:// source's).").
 		BoolVar(&o.TLS.Enable)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/fabrictelemetry/aggregator/aggregator"
+	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/config"
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/ingest"
@@ -43,7 +45,7 @@ func run(args []string) int {
 		source = config.Source{Name: "default"}
 	)
 	configFile := app.Flag("config.file", "YAML file listing the sources to poll (name, url, format, interval, timeout, max_bytes, shards, sample_limit, column_limit, label_value_length_limit, max_clock_skew, labels, and a Prometheus scrape config's HTTP client settings: tls_config, basic_auth, authorization, proxy_url, follow_redirects, redirect_hosts...); settings a source leaves out come from the --source.* flags. Without it, the --source.* flags describe the one source, named \"default\". See docs/configuration.md.").String()
-	app.Flag("source.url", "URL of the telemetry source's CSV, or kafka://HOST:PORT[,HOST:PORT...]/TOPIC to follow a poll log instead (its sources are served as published, replayed from now minus --query.retention; TLS and SASL from the --kafka.* flags; see docs/scale-out.md).").Default("http://127.0.0.1:9001/counters").StringVar(&source.URL)
+	app.Flag("source.url", "URL of the telemetry source's CSV, or kafka://HOST:PORT[,HOST:PORT...]/TOPIC to follow a poll log instead (its sources are served as published, replayed from now minus --query.retention; TLS and SASL from the --kafka.* flags), or kafka://HOST:PORT[,...]/TOPIC?group=NAME to be one of several partitioned replicas sharing it: a member of consumer group NAME, holding the switches of the partitions the group assigns it and answering for the whole fabric by asking the others (see docs/scale-out.md).").Default("http://127.0.0.1:9001/counters").StringVar(&source.URL)
 	app.Flag("source.format", "CSV layout of the source: matrix (switch_id[,port],timestamp,...), ufm (UFM Telemetry) or auto (told from the header).").Default("auto").EnumVar(&source.Format, config.FormatAuto, config.FormatMatrix, config.FormatUFM)
 	app.Flag("source.shards", "Poll the source as this many UFM shards in parallel (?num_shards=N&shard=i) and merge them.").Default("1").IntVar(&source.Shards)
 	interval := app.Flag("source.interval", "How often to poll the source.").Default("10s").Duration()
@@ -63,10 +65,13 @@ func run(args []string) int {
 	app.Flag("demo.switches", "Switches in the --demo fabric.").Default("50").IntVar(&cfg.DemoSwitches)
 	app.Flag("demo.ports", "Ports per switch in the --demo fabric; > 0 serves per-port counters in UFM's layout.").Default("0").IntVar(&cfg.DemoPorts)
 	app.Flag("web.enable-pprof", "Serve Go runtime profiles (CPU, heap, goroutines) under /debug/pprof/.").BoolVar(&cfg.EnablePprof)
+	app.Flag("web.external-url", "The base URL other replicas reach this aggregator at, as Prometheus's flag of that name: in partitioned mode (a kafka://…?group= source) it is advertised to the group, and must be reachable from every replica (https:// when serving TLS with --web.config.file). It also names the instance of the self-metrics in the query API unless --query.self-metrics-instance does. Default: http:// and the first --web.listen-address, with this host's name when the address names no host; required when that address's port is 0.").
+		StringVar(&cfg.ExternalURL)
 	schemaFile := app.Flag("metrics.schema-file", "CSV file (column,metric,type,scale,help) that adds or overrides metric names of source columns; see docs/metrics.md.").String()
 	exporterOpts := exporter.AddFlags(app)
 	queryOpts := queryapi.AddFlags(app)
 	kafkaOpts := kafkalog.AddFlags(app)
+	fanoutOpts := cluster.AddFlags(app)
 	autoMemLimit := app.Flag("auto-gomemlimit", "Set the Go memory limit (GOMEMLIMIT) to a share of the cgroup's memory limit, or of the machine's memory without one; the default --query.max-concurrency is derived from it. A GOMEMLIMIT environment variable always wins. --no-auto-gomemlimit leaves the limit unset.").
 		Default("true").Bool()
 	autoMemLimitRatio := app.Flag("auto-gomemlimit.ratio", "Share of the cgroup's or the machine's memory the Go memory limit is set to, in (0, 1].").
@@ -84,9 +89,19 @@ func run(args []string) int {
 	source.MaxClockSkew = model.Duration(*maxClockSkew)
 	cfg.Query = *queryOpts
 	cfg.Query.Flags = queryapi.FlagValues(app)
-	if cfg.Query.SelfMetricsInstance == "" && len(*webFlags.WebListenAddresses) > 0 {
-		cfg.Query.SelfMetricsInstance = selfscrape.Instance((*webFlags.WebListenAddresses)[0])
+	if u, err := url.Parse(cfg.ExternalURL); err == nil && cfg.Query.SelfMetricsInstance == "" && u.Host != "" {
+		cfg.Query.SelfMetricsInstance = u.Host // each replica its own, as the fan-out needs
 	}
+	if len(*webFlags.WebListenAddresses) > 0 {
+		first := (*webFlags.WebListenAddresses)[0]
+		if cfg.Query.SelfMetricsInstance == "" {
+			cfg.Query.SelfMetricsInstance = selfscrape.Instance(first)
+		}
+		if cfg.ExternalURL == "" {
+			cfg.ExternalURL = aggregator.DefaultExternalURL(first)
+		}
+	}
+	cfg.Fanout = *fanoutOpts
 	cfg.Logger = promslog.New(logConfig)
 	cfg.Logger.Info("Starting "+name, "version", version.Info(), "build_context", version.BuildContext())
 	if err := setGoMemLimit(*autoMemLimit, *autoMemLimitRatio, cfg.Logger); err != nil {
