@@ -137,7 +137,7 @@ func TestShutdownFinishesInFlight(t *testing.T) {
 // credentials, it answers.
 func TestWebConfigEveryEndpoint(t *testing.T) {
 	t.Parallel()
-	routes := aggregatorRoutes(t)
+	routes := aggregatorRoutes(t, false)
 	webConfig, pool := testproc.WebConfig(t, t.TempDir(), "operator", "s3cret")
 	agg := StartAggregator(t, "--demo", "--demo.switches=5", "--source.interval=200ms", "--web.enable-pprof", "--web.config.file="+webConfig)
 	tr := http.DefaultTransport.(*http.Transport).Clone()

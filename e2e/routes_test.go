@@ -40,38 +40,51 @@ func (r route) Path() string {
 // readOnlyPOST are the routes that take POST, as Prometheus's API does, so
 // that long PromQL expressions fit in a form body. Each only evaluates or
 // looks up; none writes.
+// (Remote read, /api/v1/read, takes POST only, as Prometheus's does: it
+// reads, and writes nothing.)
 var readOnlyPOST = []string{
 	"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels", "/api/v1/query_exemplars",
-	"/api/v1/format_query", "/api/v1/parse_query",
+	"/api/v1/format_query", "/api/v1/parse_query", "/api/v1/read",
 }
 
-var (
-	routesOnce sync.Once
-	routesList []route
-	routesErr  string
-)
+// walked is one walk of the aggregator's routes.
+type walked struct {
+	once   sync.Once
+	routes []route
+	err    string
+}
+
+var httpRoutes, partitionedRoutes walked
 
 // aggregatorRoutes returns every route of the aggregator as it serves, the
 // landing page and the optional pprof routes included: it runs
 // ListenAndServe in-process on a loopback port, against a source that is
-// never there, walks the router once it listens, and stops it.
-func aggregatorRoutes(t testing.TB) []route {
+// never there, walks the router once it listens, and stops it. A
+// partitioned aggregator (partitioned true: a kafka://…?group= source at a
+// broker address where none listens) also serves its peers' endpoints.
+func aggregatorRoutes(t testing.TB, partitioned bool) []route {
 	t.Helper()
-	routesOnce.Do(func() { routesList, routesErr = walkRoutes() })
-	if routesErr != "" {
-		t.Fatal(routesErr)
+	w, src := &httpRoutes, config.Source{
+		Name: "default", URL: "http://127.0.0.1:1/counters", Format: config.FormatAuto, Shards: 1,
+		Interval: model.Duration(time.Hour), Timeout: model.Duration(time.Second), MaxBytes: 1 << 20,
 	}
-	return routesList
+	if partitioned {
+		w = &partitionedRoutes
+		src.URL = "kafka://127.0.0.1:1/polls?group=fabric"
+	}
+	w.once.Do(func() { w.routes, w.err = walkRoutes(src) })
+	if w.err != "" {
+		t.Fatal(w.err)
+	}
+	return w.routes
 }
 
-func walkRoutes() ([]route, string) {
+func walkRoutes(src config.Source) ([]route, string) {
 	logs := &testproc.LockedBuffer{}
 	agg, err := aggregator.New(aggregator.Config{
-		Sources: []config.Source{{
-			Name: "default", URL: "http://127.0.0.1:1/counters", Format: config.FormatAuto, Shards: 1,
-			Interval: model.Duration(time.Hour), Timeout: model.Duration(time.Second), MaxBytes: 1 << 20,
-		}},
+		Sources:     []config.Source{src},
 		EnablePprof: true,
+		ExternalURL: "http://127.0.0.1:1",
 		Logger:      slog.New(slog.NewTextHandler(logs, nil)),
 	})
 	if err != nil {
@@ -137,29 +150,36 @@ func errString(err error) string {
 // with PUT, DELETE or PATCH, would be a way to change what is served.
 func TestRoutesAreReadOnly(t *testing.T) {
 	t.Parallel()
-	routes := aggregatorRoutes(t)
 	want := []string{"/", "/-/healthy", "/-/ready", "/metrics", "/telemetry/GetMetric", "/telemetry/ListMetrics",
 		"/api/v1/query", "/api/v1/query_range", "/api/v1/series", "/api/v1/labels", "/debug/pprof/"}
-	for _, w := range want {
-		if !slices.ContainsFunc(routes, func(r route) bool { return r.Template == w }) {
-			t.Errorf("route %s not found by the walk: the walk misses routes", w)
-		}
-	}
-	for _, r := range routes {
-		if len(r.Methods) == 0 {
-			t.Errorf("%s answers any method", r.Template)
-			continue
-		}
-		for _, m := range r.Methods {
+	peers := []string{"/api/v1/read", "/api/v1/fabric/rows"} // partitioned mode only
+	for _, partitioned := range []bool{false, true} {
+		routes := aggregatorRoutes(t, partitioned)
+		for _, w := range append(slices.Clone(want), peers...) {
+			found := slices.ContainsFunc(routes, func(r route) bool { return r.Template == w })
 			switch {
-			case m == http.MethodGet, m == http.MethodHead:
-			case m == http.MethodPost && slices.Contains(readOnlyPOST, r.Template):
-			default:
-				t.Errorf("%s is registered for %s", r.Template, m)
+			case !found && (partitioned || !slices.Contains(peers, w)):
+				t.Errorf("partitioned %v: route %s not found by the walk: the walk misses routes", partitioned, w)
+			case found && !partitioned && slices.Contains(peers, w):
+				t.Errorf("route %s served without partitioned mode", w)
 			}
 		}
+		for _, r := range routes {
+			if len(r.Methods) == 0 {
+				t.Errorf("%s answers any method", r.Template)
+				continue
+			}
+			for _, m := range r.Methods {
+				switch {
+				case m == http.MethodGet, m == http.MethodHead:
+				case m == http.MethodPost && slices.Contains(readOnlyPOST, r.Template):
+				default:
+					t.Errorf("%s is registered for %s", r.Template, m)
+				}
+			}
+		}
+		t.Logf("partitioned %v: %d routes, all read-only", partitioned, len(routes))
 	}
-	t.Logf("%d routes, all read-only", len(routes))
 }
 
 // TestNoEndpointChangesServedData sends every method but GET and HEAD, with
@@ -170,11 +190,34 @@ func TestRoutesAreReadOnly(t *testing.T) {
 // they were.
 func TestNoEndpointChangesServedData(t *testing.T) {
 	t.Parallel()
-	routes := aggregatorRoutes(t)
 	// A long interval keeps the source's body, and so the served data, still.
 	sim := StartSimulator(t, "--switches=5", "--interval=1h", "--incident-rate=0", "--seed=8")
 	agg := StartAggregator(t, "--source.url="+sim.URL+"/counters", "--source.interval=100ms", "--web.enable-pprof")
 	WaitReady(t, agg, 20*time.Second)
+	checkNoEndpointChanges(t, agg, aggregatorRoutes(t, false))
+}
+
+// TestNoEndpointChangesServedDataPartitioned is TestNoEndpointChangesServedData
+// against a partitioned replica, whose peers' endpoints (rows, remote
+// read) are routes too. A POST to /api/v1/read reads, like GET elsewhere:
+// the form body is not a remote-read request, so it is refused as such
+// (400), and nothing changes.
+func TestNoEndpointChangesServedDataPartitioned(t *testing.T) {
+	t.Parallel()
+	c := newKafka(t)
+	StartSimulator(t, "--switches=5", "--interval=1h", "--incident-rate=0", "--seed=8",
+		"--kafka.brokers="+brokersOf(c), "--kafka.topic=polls", "--kafka.partitions=4")
+	agg := StartAggregator(t, "--source.url=kafka://"+brokersOf(c)+"/polls?group=fabric", "--source.interval=1h",
+		"--source.max-staleness=1h", "--web.listen-address="+FreeAddr(t), "--web.enable-pprof")
+	WaitReady(t, agg, 60*time.Second)
+	checkNoEndpointChanges(t, agg, aggregatorRoutes(t, true))
+}
+
+// checkNoEndpointChanges sends every method but GET and HEAD to every
+// route of agg and checks that each is refused, or only reads, and that
+// the served data is what it was.
+func checkNoEndpointChanges(t *testing.T, agg *Process, routes []route) {
+	t.Helper()
 	beforeList := Get(t, agg.URL+"/telemetry/ListMetrics")
 	beforeSeries := fabricSeries(t, agg)
 
@@ -194,6 +237,12 @@ func TestNoEndpointChangesServedData(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
+				if m == http.MethodPost && r.Template == "/api/v1/read" {
+					if resp.Status != http.StatusBadRequest {
+						t.Errorf("status %d, want 400 (a form is not a remote-read request): %.300s", resp.Status, resp.Body)
+					}
+					return
+				}
 				if m == http.MethodPost && slices.Contains(readOnlyPOST, r.Template) {
 					if resp.Status != http.StatusOK {
 						t.Errorf("status %d, want 200 (read-only evaluation): %.300s", resp.Status, resp.Body)
@@ -207,8 +256,10 @@ func TestNoEndpointChangesServedData(t *testing.T) {
 				if err := json.Unmarshal(resp.Body, &e); err != nil || e.Error == "" {
 					t.Errorf("body %q is not a JSON error", resp.Body)
 				}
-				if !strings.Contains(resp.Header.Get("Allow"), http.MethodGet) {
-					t.Errorf("Allow %q does not name GET", resp.Header.Get("Allow"))
+				for _, allowed := range r.Methods {
+					if !strings.Contains(resp.Header.Get("Allow"), allowed) {
+						t.Errorf("Allow %q does not name %s", resp.Header.Get("Allow"), allowed)
+					}
 				}
 			})
 		}
