@@ -120,7 +120,7 @@ func AddFlags(app *kingpin.Application) *Options {
 		Default(DefaultSelfMetricsInterval.String()).DurationVar(&o.SelfMetricsInterval)
 	app.Flag("query.self-metrics-job", "The job label of the self-metrics in the query API: the aggregator's scrape job in Prometheus.").
 		Default(DefaultSelfMetricsJob).StringVar(&o.SelfMetricsJob)
-	app.Flag("query.self-metrics-instance", "The instance label of the self-metrics in the query API: the address Prometheus scrapes the aggregator at (empty: this host's name and the port of the first --web.listen-address).").
+	app.Flag("query.self-metrics-instance", "The instance label of the self-metrics in the query API: the address Prometheus scrapes the aggregator at (empty: the host and port of --web.external-url when it is set, else this host's name and the port of the first --web.listen-address). Partitioned replicas must each have their own.").
 		StringVar(&o.SelfMetricsInstance)
 	return o
 }
