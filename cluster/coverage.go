@@ -113,11 +113,32 @@ func Missing(answers ...Coverage) []int32 {
 	return out
 }
 
+// Uncovered returns what the answers lack between them: nil when they hold
+// every partition of the topic, else a MissingError naming the partitions
+// none holds, or naming none when no answer knows the topic's partition
+// count (this replica has not joined its group yet).
+func Uncovered(answers ...Coverage) *MissingError {
+	count := 0
+	for _, c := range answers {
+		count = max(count, c.Partitions)
+	}
+	if count == 0 {
+		return &MissingError{}
+	}
+	if missing := Missing(answers...); len(missing) > 0 {
+		return &MissingError{Partitions: missing}
+	}
+	return nil
+}
+
 // MissingError is a partial answer: partitions no replica that answered
-// holds whole.
+// holds whole, or, without Partitions, partitions not known yet.
 type MissingError struct{ Partitions []int32 }
 
 func (e *MissingError) Error() string {
+	if len(e.Partitions) == 0 {
+		return "the poll log's partitions are not known yet (this replica has not joined its group): the data of any switch may be missing"
+	}
 	ps := make([]string, len(e.Partitions))
 	for i, p := range e.Partitions {
 		ps[i] = strconv.Itoa(int(p))

@@ -69,11 +69,22 @@ func TestCoverageWire(t *testing.T) {
 		{[]Coverage{{4, []int32{0, 2}}, {4, []int32{1}}}, []int32{3}},
 		{[]Coverage{{4, []int32{0, 2}}, {4, []int32{1, 3}}}, nil},
 		{[]Coverage{{4, nil}, {0, nil}}, []int32{0, 1, 2, 3}},
-		{[]Coverage{{}, {}}, nil}, // no count known: nothing to check
+		{[]Coverage{{}, {}}, nil}, // no count known: nothing to name
 	} {
 		if got := Missing(tc.answers...); !slices.Equal(got, tc.want) {
 			t.Errorf("Missing(%v) = %v, want %v", tc.answers, got, tc.want)
 		}
+		switch err := Uncovered(tc.answers...); {
+		case len(tc.want) == 0 && tc.answers[0].Partitions > 0 && err != nil:
+			t.Errorf("Uncovered(%v) = %v, want nil", tc.answers, err)
+		case len(tc.want) > 0 && (err == nil || !slices.Equal(err.Partitions, tc.want)):
+			t.Errorf("Uncovered(%v) = %v, want partitions %v", tc.answers, err, tc.want)
+		}
+	}
+	// Before this replica joined its group, nobody knows the partitions:
+	// every answer may lack any of them, and says so.
+	if err := Uncovered(Coverage{}); err == nil || !strings.Contains(err.Error(), "not known yet") {
+		t.Errorf("Uncovered with no partition count: %v", err)
 	}
 	if msg := (&MissingError{Partitions: []int32{3, 7}}).Error(); !strings.HasPrefix(msg, "partitions 3, 7 of the poll log are held by no replica") {
 		t.Errorf("message %q", msg)

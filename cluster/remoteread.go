@@ -127,8 +127,8 @@ func (s *coveredSet) Warnings() annotations.Annotations {
 	if !s.done || s.SeriesSet.Err() != nil {
 		return ws
 	}
-	if missing := Missing(append(s.sink.all(), s.local)...); len(missing) > 0 {
-		ws = ws.Add(&MissingError{Partitions: missing})
+	if err := Uncovered(append(s.sink.all(), s.local)...); err != nil {
+		ws = ws.Add(err)
 	}
 	return ws
 }

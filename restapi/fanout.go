@@ -167,13 +167,14 @@ func (a *API) checkCoverage(fv *fabricView, switchIDs []string, covers []cluster
 	if !a.peers.Covers() {
 		return
 	}
-	missing := cluster.Missing(covers...)
-	if len(missing) == 0 {
+	uncovered := cluster.Uncovered(covers...)
+	if uncovered == nil {
 		return
 	}
+	missing := uncovered.Partitions
 	sources := a.peers.Membership().Sources()
-	if len(switchIDs) == 0 || len(sources) == 0 {
-		why := (&cluster.MissingError{Partitions: missing}).Error()
+	if len(switchIDs) == 0 || len(sources) == 0 || len(missing) == 0 {
+		why := uncovered.Error()
 		fv.warnings = append(fv.warnings, why)
 		fv.lacking[""] = append(fv.lacking[""], why)
 		for _, id := range switchIDs {
