@@ -8,11 +8,15 @@
 // cluster of -brokers brokers; a publisher, an aggregator polling the
 // simulator every -interval and writing every accepted poll to the topic
 // (--kafka.publish); and a replica, an aggregator whose source is
-// kafka://BROKERS/TOPIC. Then, for -duration, it asks both for one value
-// (GetMetric of the first switch's first port) every -probe and notes when
-// each new source time appears. It prints p50, p99 and the maximum of
-// source time to served for both paths, and of the delay the log adds to
-// each poll (replica minus publisher).
+// kafka://BROKERS/TOPIC. The publisher is started -phase after a new
+// snapshot of the simulator, so that the direct path's figure is the poll
+// cycle and not the wait for the next poll, which depends on when the two
+// happened to start (0 to one interval). Then, for -duration, it asks both
+// for one value (GetMetric of the first switch's first port) every -probe
+// and notes when each new source time appears. It prints p50, p99 and the
+// maximum of source time to served for both paths, and of the delay the
+// log adds to each poll (replica minus publisher). The source time served
+// when a probe starts is not counted: when it appeared is not known.
 //
 // Run it from tools/ (the module with kfake), at the repository's root
 // given by -root:
@@ -23,6 +27,7 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -53,6 +58,7 @@ type options struct {
 	brokers         int
 	topic           string
 	readyTimeout    time.Duration
+	phase           time.Duration
 	keepLogs        bool
 }
 
@@ -69,6 +75,7 @@ func run() int {
 	flag.IntVar(&o.brokers, "brokers", 3, "brokers of the kfake cluster")
 	flag.StringVar(&o.topic, "topic", "fabric-telemetry", "topic of the poll log")
 	flag.DurationVar(&o.readyTimeout, "ready-timeout", 2*time.Minute, "how long the aggregators may take to be ready")
+	flag.DurationVar(&o.phase, "phase", 0, "start the publisher this long after a new snapshot of the simulator; negative starts it at once, whatever the phase")
 	flag.BoolVar(&o.keepLogs, "keep-logs", false, "keep the processes' logs (their directory is printed)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -114,6 +121,17 @@ func measure(ctx context.Context, o options, out io.Writer) error {
 		"--web.listen-address="+simAddr, "--switches="+strconv.Itoa(o.switches), "--ports="+strconv.Itoa(o.ports),
 		"--interval="+o.interval.String(), "--incident-rate=0"); err != nil {
 		return err
+	}
+	if o.phase >= 0 {
+		// The publisher polls at once and then every interval, as the
+		// simulator ticks: started just after a tick, it polls each
+		// snapshot about its start-up time plus phase after it was made.
+		// Started anywhere else, the direct path's figure is mostly the
+		// wait for the next poll, 0 to one interval.
+		if err := waitTick(ctx, procs, "http://"+simAddr, o.switches, o.readyTimeout); err != nil {
+			return err
+		}
+		time.Sleep(o.phase)
 	}
 	if err := procs.start("publisher", bins["telemetry-aggregator"],
 		"--web.listen-address="+pubAddr, "--source.url=http://"+simAddr+"/csv/metrics",
@@ -178,8 +196,12 @@ func report(out io.Writer, o options, seen map[string]map[time.Time]time.Time) {
 			added = append(added, replica.Sub(direct))
 		}
 	}
-	fmt.Fprintf(out, "fabric %d × %d ports, a snapshot and a poll every %s, probes every %s, %s measured\n\n",
-		o.switches, o.ports, o.interval, o.probe, o.duration)
+	phase := "publisher started at any phase of the simulator's interval"
+	if o.phase >= 0 {
+		phase = fmt.Sprintf("publisher started %s after a snapshot", o.phase)
+	}
+	fmt.Fprintf(out, "fabric %d × %d ports, a snapshot and a poll every %s, %s, probes every %s, %s measured\n\n",
+		o.switches, o.ports, o.interval, phase, o.probe, o.duration)
 	fmt.Fprintln(out, "| path | polls | p50 | p99 | max |")
 	fmt.Fprintln(out, "|---|---|---|---|---|")
 	direct, replica := lat(seen["direct"]), lat(seen["replica"])
@@ -215,9 +237,18 @@ func quantile(d []time.Duration, q float64) time.Duration {
 }
 
 // probe asks url every interval until ctx ends and calls seen with each
-// new source time and when it was first served.
+// new source time and when it was first served. The source time served at
+// the first answer is not reported: it was served since some time before
+// probing began, and taking the first answer's time for the moment it
+// appeared would count the wait for the first probe as its latency.
 func probe(ctx context.Context, url string, every time.Duration, seen func(source, served time.Time)) error {
-	var last time.Time
+	last, err := sourceTime(ctx, url)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
@@ -261,6 +292,71 @@ func sourceTime(ctx context.Context, url string) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return v.Timestamp, nil
+}
+
+// waitTick returns just after the simulator's snapshot changes. It reads
+// one UFM shard of about eight switches (the simulator's ?num_shards), so
+// that asking every 10 ms costs little.
+func waitTick(ctx context.Context, procs *processes, base string, switches int, timeout time.Duration) error {
+	url := fmt.Sprintf("%s/csv/metrics?num_shards=%d&shard=", base, max(1, switches/8))
+	deadline := time.Now().Add(timeout)
+	var first time.Time
+	for shard := 0; ; {
+		if err := procs.exited(); err != nil {
+			return err
+		}
+		ts, err := ufmTime(ctx, url+strconv.Itoa(shard))
+		switch {
+		case errors.Is(err, errNoRows):
+			shard++ // an empty shard: try the next
+		case err == nil && first.IsZero():
+			first = ts
+		case err == nil && !ts.Equal(first):
+			return nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("the simulator's snapshot did not change within %s (last error %v)", timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+var errNoRows = errors.New("no rows")
+
+// ufmTime is the timestamp (µs) of the first row of a UFM CSV body.
+func ufmTime(ctx context.Context, url string) (time.Time, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return time.Time{}, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return time.Time{}, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	r := csv.NewReader(resp.Body)
+	header, err := r.Read()
+	if err != nil {
+		return time.Time{}, fmt.Errorf("GET %s: %w", url, err)
+	}
+	col := slices.Index(header, "timestamp")
+	row, err := r.Read()
+	switch {
+	case errors.Is(err, io.EOF):
+		return time.Time{}, errNoRows
+	case err != nil:
+		return time.Time{}, fmt.Errorf("GET %s: %w", url, err)
+	case col < 0 || col >= len(row):
+		return time.Time{}, fmt.Errorf("GET %s: no timestamp column", url)
+	}
+	us, err := strconv.ParseInt(row[col], 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("GET %s: timestamp %q: %w", url, row[col], err)
+	}
+	return time.UnixMicro(us), nil
 }
 
 // firstSwitch is the simulator's first switch id: SW- and 1, zero-padded
