@@ -425,3 +425,69 @@ func readBody(resp *http.Response) ([]byte, error) {
 	defer resp.Body.Close()
 	return io.ReadAll(resp.Body)
 }
+
+// movingMembership is a Membership whose peers a test changes.
+type movingMembership struct {
+	Static
+	peers atomic.Pointer[[]string]
+}
+
+func (m *movingMembership) Peers() []string { return *m.peers.Load() }
+
+// TestPeerGauges checks fabric_fanout_peers and fabric_fanout_peer_up: the
+// peers the membership names at the scrape (never this replica), each up
+// until a request to it fails or times out and again once one succeeds,
+// an answer only too large counting as up; a peer that left is forgotten.
+func TestPeerGauges(t *testing.T) {
+	switches, _ := rowsFixture(t)
+	good := httptest.NewServer(RowsHandler(storeOf(switches)))
+	t.Cleanup(good.Close)
+	gone := httptest.NewServer(http.NotFoundHandler())
+	gone.Close() // its address refuses connections
+	m := &movingMembership{Static: Static{SelfURL: "http://self"}}
+	m.peers.Store(&[]string{gone.URL, good.URL, "http://self"})
+	p, reg := newPeers(t, m, Options{})
+	gauges := func(up map[string]int) string {
+		s := fmt.Sprintf(`# HELP fabric_fanout_peers Other replicas the membership names now: in partitioned mode, the group's other members as of its latest rebalance.
+# TYPE fabric_fanout_peers gauge
+fabric_fanout_peers %d
+# HELP fabric_fanout_peer_up Per peer the membership names now: 0 when this replica's latest request to it timed out or failed, 1 otherwise (it answered, its answer was only too large, or it has not been asked since it joined).
+# TYPE fabric_fanout_peer_up gauge
+`, len(up))
+		for _, peer := range []string{gone.URL, good.URL} {
+			if v, ok := up[peer]; ok {
+				s += fmt.Sprintf("fabric_fanout_peer_up{peer=%q} %d\n", peer, v)
+			}
+		}
+		return s
+	}
+	checkOf := func(reg prometheus.Gatherer) func(when string, up map[string]int) {
+		return func(when string, up map[string]int) {
+			t.Helper()
+			if err := testutil.GatherAndCompare(reg, strings.NewReader(gauges(up)), "fabric_fanout_peers", "fabric_fanout_peer_up"); err != nil {
+				t.Errorf("%s: %v", when, err)
+			}
+		}
+	}
+	check := checkOf(reg)
+	check("before any request", map[string]int{gone.URL: 1, good.URL: 1})
+
+	if _, err := p.Rows(context.Background(), gone.URL, nil); err == nil {
+		t.Fatal("a request to a closed server succeeded")
+	}
+	if _, err := p.Rows(context.Background(), good.URL, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("after a failed and a good request", map[string]int{gone.URL: 0, good.URL: 1})
+
+	tight, tightReg := newPeers(t, m, Options{MaxAnswerBytes: 10})
+	if _, err := tight.Rows(context.Background(), good.URL, nil); !errors.Is(err, errTooLarge) {
+		t.Fatalf("got %v, want an answer too large", err)
+	}
+	checkOf(tightReg)("after an answer too large", map[string]int{gone.URL: 1, good.URL: 1})
+
+	m.peers.Store(&[]string{good.URL})
+	check("after the failed peer left", map[string]int{good.URL: 1})
+	m.peers.Store(&[]string{gone.URL, good.URL})
+	check("once it is back, not asked yet", map[string]int{gone.URL: 1, good.URL: 1})
+}

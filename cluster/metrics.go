@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,9 +31,12 @@ var results = []string{resultSuccess, resultTimeout, resultTooLarge, resultError
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	health   *peerHealth
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+// newMetrics makes the fan-out's metrics; peers lists the peers the
+// membership names at each scrape, for the peers gauges.
+func newMetrics(reg prometheus.Registerer, peers func() []string) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: schema.Namespace, Subsystem: "fanout", Name: "requests_total",
@@ -44,9 +49,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time of the requests to other replicas, from sending to the end of the answer, whatever their result.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
 		}, []string{"api", "peer"}),
+		health: newPeerHealth(peers),
 	}
 	if reg != nil {
-		reg.MustRegister(m.requests, m.duration)
+		reg.MustRegister(m.requests, m.duration, m.health)
 	}
 	return m
 }
@@ -62,4 +68,61 @@ func (m *metrics) seen(api, peer string) {
 func (m *metrics) done(api, peer, result string, start time.Time) {
 	m.requests.WithLabelValues(api, peer, result).Inc()
 	m.duration.WithLabelValues(api, peer).Observe(time.Since(start).Seconds())
+	m.health.observe(peer, result)
+}
+
+// peerHealth collects the peers gauges: how many peers the membership
+// names, and whether each answered its latest request. It is passive: a
+// peer is judged by the requests queries make, so one not asked since it
+// joined counts as up.
+type peerHealth struct {
+	peers     func() []string
+	countDesc *prometheus.Desc
+	upDesc    *prometheus.Desc
+
+	mu     sync.Mutex
+	failed map[string]bool // by peer: its latest request timed out or failed
+}
+
+func newPeerHealth(peers func() []string) *peerHealth {
+	return &peerHealth{
+		peers: peers,
+		countDesc: prometheus.NewDesc(prometheus.BuildFQName(schema.Namespace, "fanout", "peers"),
+			"Other replicas the membership names now: in partitioned mode, the group's other members as of its latest rebalance.", nil, nil),
+		upDesc: prometheus.NewDesc(prometheus.BuildFQName(schema.Namespace, "fanout", "peer_up"),
+			"Per peer the membership names now: 0 when this replica's latest request to it timed out or failed, 1 otherwise "+
+				"(it answered, its answer was only too large, or it has not been asked since it joined).", []string{"peer"}, nil),
+		failed: map[string]bool{},
+	}
+}
+
+func (h *peerHealth) observe(peer, result string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failed[peer] = result == resultTimeout || result == resultError
+}
+
+func (h *peerHealth) Describe(ch chan<- *prometheus.Desc) {
+	ch <- h.countDesc
+	ch <- h.upDesc
+}
+
+// Collect reports the peers listed now, and forgets the others.
+func (h *peerHealth) Collect(ch chan<- prometheus.Metric) {
+	peers := h.peers()
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch <- prometheus.MustNewConstMetric(h.countDesc, prometheus.GaugeValue, float64(len(peers)))
+	for _, peer := range peers {
+		up := 1.0
+		if h.failed[peer] {
+			up = 0
+		}
+		ch <- prometheus.MustNewConstMetric(h.upDesc, prometheus.GaugeValue, up, peer)
+	}
+	for peer := range h.failed {
+		if !slices.Contains(peers, peer) {
+			delete(h.failed, peer)
+		}
+	}
 }

@@ -44,10 +44,9 @@ func New(m Membership, opts Options) (*Peers, error) {
 	if err != nil {
 		return nil, fmt.Errorf("peer HTTP client: %w", err)
 	}
-	return &Peers{
-		m: m, opts: opts, metrics: newMetrics(opts.Registerer),
-		transport: rt, slots: make(chan struct{}, opts.MaxConcurrency),
-	}, nil
+	p := &Peers{m: m, opts: opts, transport: rt, slots: make(chan struct{}, opts.MaxConcurrency)}
+	p.metrics = newMetrics(opts.Registerer, p.others)
+	return p, nil
 }
 
 // Membership returns the membership the peers come from.
