@@ -110,19 +110,22 @@ func selfMetricsOnly(t *testing.T, expr string) bool {
 	return len(names) > 0
 }
 
-// pollLogMetric reports whether n is one of the poll log's metrics (or a
-// series of one of its histograms).
+// pollLogMetric reports whether n is one of the poll log's metrics or a
+// partitioned replica's (or a series of one of their histograms).
 func pollLogMetric(n string) bool {
+	kafkaOnly := func(m string) bool {
+		return slices.Contains(monitoring.PollLogMetrics, m) || slices.Contains(monitoring.PartitionedMetrics, m)
+	}
 	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-		if m, ok := strings.CutSuffix(n, suffix); ok && slices.Contains(monitoring.PollLogMetrics, m) {
+		if m, ok := strings.CutSuffix(n, suffix); ok && kafkaOnly(m) {
 			return true
 		}
 	}
-	return slices.Contains(monitoring.PollLogMetrics, n)
+	return kafkaOnly(n)
 }
 
-// selectsPollLog reports whether expr selects a poll log metric, which an
-// aggregator without Kafka does not have.
+// selectsPollLog reports whether expr selects a poll log metric or a
+// partitioned replica's, which an aggregator without Kafka does not have.
 func selectsPollLog(t *testing.T, expr string) bool {
 	t.Helper()
 	names, err := metricNames(expr)

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/exporter"
 	"github.com/fabrictelemetry/aggregator/ingest"
 	"github.com/fabrictelemetry/aggregator/kafkalog"
@@ -194,9 +195,12 @@ func exposedNames(t *testing.T) map[string]bool {
 		if exposedErr != "" {
 			return
 		}
-		var pollLog map[string]bool
+		var pollLog, partitioned map[string]bool
 		if pollLog, exposedErr = pollLogNames(); exposedErr == "" {
 			maps.Copy(exposed, pollLog)
+		}
+		if partitioned, exposedErr = partitionedNames(); exposedErr == "" {
+			maps.Copy(exposed, partitioned)
 		}
 	})
 	if exposedErr != "" {
@@ -295,9 +299,15 @@ func pollLogNames() (map[string]bool, string) {
 	if !f.Ready() {
 		return nil, "the follower did not read the kfake topic within a minute"
 	}
+	return gatheredNames(reg, "the poll log's")
+}
+
+// gatheredNames is every name of reg's metrics; histograms contribute their
+// _bucket, _sum and _count series.
+func gatheredNames(reg prometheus.Gatherer, whose string) (map[string]bool, string) {
 	families, err := reg.Gather()
 	if err != nil {
-		return nil, "gathering the poll log's metrics: " + err.Error()
+		return nil, "gathering " + whose + " metrics: " + err.Error()
 	}
 	names := map[string]bool{}
 	for _, mf := range families {
@@ -309,4 +319,29 @@ func pollLogNames() (map[string]bool, string) {
 		}
 	}
 	return names, ""
+}
+
+// partitionedNames is every name the self-metrics of a partitioned replica
+// give beside the poll log's: a GroupFollower's (its series exist once it
+// is made) and the fan-out's (package cluster) after one request for a
+// peer's rows, served on loopback.
+func partitionedNames() (map[string]bool, string) {
+	reg := prometheus.NewRegistry()
+	_, err := kafkalog.NewGroupFollower(kafkalog.GroupFollowerConfig{
+		Conn: kafkalog.Conn{Brokers: []string{"127.0.0.1:9"}}, Topic: "fabric-telemetry", Group: "replicas",
+		URL: "http://127.0.0.1:8080", Name: "default", OnPoll: func(*polllog.Poll) {}, Registerer: reg,
+	})
+	if err != nil {
+		return nil, "group follower: " + err.Error()
+	}
+	peer := httptest.NewServer(cluster.RowsHandler(&snapshot.Store{}))
+	defer peer.Close()
+	peers, err := cluster.New(&cluster.Static{SelfURL: "http://127.0.0.1:8080", PeerURLs: []string{peer.URL}}, cluster.Options{Registerer: reg})
+	if err != nil {
+		return nil, "fan-out: " + err.Error()
+	}
+	if _, err := peers.Rows(context.Background(), peer.URL, nil); err != nil {
+		return nil, "a peer's rows: " + err.Error()
+	}
+	return gatheredNames(reg, "a partitioned replica's")
 }

@@ -87,6 +87,32 @@ var PollLogMetrics = []string{
 	PollLogConsumerLag, PollLogBehind, PollLogFollowerReady,
 }
 
+// Self-metrics of partitioned replicas (docs/scale-out.md): aggregators
+// whose source is kafka://…/TOPIC?group=NAME. The group follower's (package
+// kafkalog; label source is the kafka:// source's name) and the fan-out's to
+// the other replicas (package cluster; peer is a peer's base URL, its
+// --web.external-url). The tests check each of them against the real
+// packages' registries.
+const (
+	PollLogPartitionsOwned   = schema.Namespace + "_polllog_partitions_owned"        // label source
+	PollLogPartitionsLoaded  = schema.Namespace + "_polllog_partitions_loaded"       // label source
+	PollLogPartitionsUnowned = schema.Namespace + "_polllog_partitions_unowned"      // label source; as of the latest rebalance
+	PollLogSwitchesOwned     = schema.Namespace + "_polllog_switches_owned"          // label source
+	PollLogGroupMembers      = schema.Namespace + "_polllog_group_members"           // label source; this replica included
+	PollLogGroupRebalances   = schema.Namespace + "_polllog_group_rebalances_total"  // label source
+	FanoutRequests           = schema.Namespace + "_fanout_requests_total"           // labels api=remote_read|labels|rows, peer, result=success|timeout|too_large|error
+	FanoutRequestDuration    = schema.Namespace + "_fanout_request_duration_seconds" // histogram, labels api, peer
+	FanoutPeers              = schema.Namespace + "_fanout_peers"                    // the other replicas the membership names
+	FanoutPeerUp             = schema.Namespace + "_fanout_peer_up"                  // label peer; 0 when its latest request failed
+)
+
+// PartitionedMetrics lists the constants above, for the tests.
+var PartitionedMetrics = []string{
+	PollLogPartitionsOwned, PollLogPartitionsLoaded, PollLogPartitionsUnowned, PollLogSwitchesOwned,
+	PollLogGroupMembers, PollLogGroupRebalances,
+	FanoutRequests, FanoutRequestDuration, FanoutPeers, FanoutPeerUp,
+}
+
 // Recording rules of prometheus/recording.yml that the dashboards read. Names
 // follow level:metric:operations, the level naming the labels kept besides
 // job; the tests check that each is recorded.

@@ -179,8 +179,9 @@ func metricNames(expr string) ([]string, error) {
 }
 
 // allowedNames is what a dashboard or rule may select: what the real
-// exporter and the poll log's publisher and follower expose, the schema's data metrics, the recording rules' outputs,
-// and what Prometheus itself makes (up, ALERTS).
+// exporter, the poll log's publisher and followers and the fan-out to peers
+// expose, the schema's data metrics, the recording rules' outputs, and what
+// Prometheus itself makes (up, ALERTS).
 func allowedNames(t *testing.T, recorded map[string]bool) map[string]string {
 	t.Helper()
 	allowed := map[string]string{
@@ -278,6 +279,11 @@ func TestSelfMetricNamesExposed(t *testing.T) {
 	for _, n := range monitoring.PollLogMetrics {
 		if !exposed[n] {
 			t.Errorf("monitoring: %s is not among the poll log's metrics (package kafkalog)", n)
+		}
+	}
+	for _, n := range monitoring.PartitionedMetrics {
+		if !exposed[n] {
+			t.Errorf("monitoring: %s is not among a partitioned replica's metrics (packages kafkalog, cluster)", n)
 		}
 	}
 	_, recorded := ruleExpressions(t)
