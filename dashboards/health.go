@@ -19,8 +19,9 @@ const (
 
 // AggregatorHealth is the dashboard of the aggregator itself: ingestion
 // cycle latency and failures and health per source, snapshot age and size,
-// HTTP latency and load, memory and GC, and the poll log on Kafka. It reads the self-metrics, which
-// the aggregator's query API has too, and the recording rules of
+// HTTP latency and load, memory and GC, the poll log on Kafka and partitioned
+// replicas. It reads the self-metrics, which the aggregator's query API has
+// too, and the recording rules of
 // prometheus/recording.yml, which only the Prometheus data source has. The
 // ingestion panels show one line per source ($source picks them); the
 // snapshot panels describe the whole view the aggregator serves.
@@ -37,7 +38,7 @@ func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 	sourceQuery := fmt.Sprintf(`label_values(%s, %s)`, s(monitoring.SourceUp), monitoring.SourceLabel)
 
 	b := newDashboard("fabric-aggregator-health", "Aggregator health",
-		"The telemetry aggregator itself: ingestion cycles per source (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC, and the poll log on Kafka (publishers and replicas). Works on both data sources, but the panels of recording rules (ingest, HTTP and publish quantiles, failure rates and ratio) need Prometheus.").
+		"The telemetry aggregator itself: ingestion cycles per source (latency, failures by reason), source health, snapshot age and size, HTTP latency and load, memory and GC, the poll log on Kafka (publishers and replicas) and partitioned replicas (partitions, group, fan-out to peers). Works on both data sources, but the panels of recording rules (ingest, HTTP and publish quantiles, failure rates and ratio) need Prometheus.").
 		WithVariable(queryVariable(instanceVar, "Instance", instanceQuery, true)).
 		WithVariable(queryVariable(sourceVar, "Source", sourceQuery, true).
 			Description("Sources of the aggregator (its configuration file, or default for the flags' one source).")).
@@ -117,6 +118,7 @@ func AggregatorHealth(*schema.Table) (dashboard.Dashboard, error) {
 			tableQuery(fmt.Sprintf("max by (instance, version, revision, branch, goversion) (%s)", s(monitoring.BuildInfo)))).
 			Span(12))
 	b = pollLogRow(b, s, rate)
+	b = partitionedRow(b, s, rate)
 	return b.Build()
 }
 
@@ -155,6 +157,40 @@ func pollLogRow(b *dashboard.DashboardBuilder, s, rate func(string) string) *das
 		WithPanel(timeseriesPanel("Polls applied and rejected", "Replicas: complete polls applied per second, and records or polls rejected per second by reason (docs/poll-log.md); a rejected poll leaves the last good one served.", "cps",
 			query(bySource(rate(monitoring.PollLogPollsRead)), "{{instance}} {{source}} applied"),
 			query(fmt.Sprintf("sum by (instance, source, reason) (%s) > 0", rate(monitoring.PollLogRejected)), "{{instance}} {{source}} rejected {{reason}}")))
+}
+
+// partitionedRow adds the panels of partitioned replicas (docs/scale-out.md):
+// aggregators whose source is kafka://…/TOPIC?group=NAME, each serving the
+// switches of its partitions and asking its peers for the rest. An
+// aggregator of another kind shows nothing here.
+func partitionedRow(b *dashboard.DashboardBuilder, s, rate func(string) string) *dashboard.DashboardBuilder {
+	byPeer := func(expr string) string { return fmt.Sprintf("sum by (instance, peer, api) (%s)", expr) }
+	latency := func(q string) string {
+		return fmt.Sprintf("histogram_quantile(%s, sum by (instance, peer, api, le) (%s))", q, rate(monitoring.FanoutRequestDuration+"_bucket"))
+	}
+	return b.WithRow(dashboard.NewRowBuilder("Partitioned replicas")).
+		WithPanel(timeseriesPanel("Partitions owned and loaded", "Per replica: partitions of the poll log the group assigned to it, and those of them it serves (read up to where they ended when assigned). Owned above loaded is a replica taking partitions over.", "short",
+			query(s(monitoring.PollLogPartitionsOwned), "{{instance}} {{source}} owned"),
+			query(s(monitoring.PollLogPartitionsLoaded), "{{instance}} {{source}} loaded"))).
+		WithPanel(timeseriesPanel("Switches owned", "Per replica: switches in the snapshots it serves from its partitions, all sources together; about the fabric divided by the replicas.", "short",
+			query(s(monitoring.PollLogSwitchesOwned), "{{instance}} {{source}}"))).
+		WithPanel(timeseriesPanel("Group members and unowned partitions", "The replicas' group as of its latest rebalance: its members, and the partitions nobody owns, whose switches nobody serves (alert FabricPartitionUnowned after 2m).", "short",
+			query(fmt.Sprintf("max by (source) (%s)", s(monitoring.PollLogGroupMembers)), "{{source}} members"),
+			query(fmt.Sprintf("max by (source) (%s)", s(monitoring.PollLogPartitionsUnowned)), "{{source}} unowned")).
+			OverrideByRegexp(".*unowned", []dashboard.DynamicConfigValue{{Id: "color", Value: map[string]any{"mode": "fixed", "fixedColor": "red"}}})).
+		WithPanel(timeseriesPanel("Rebalances", "Rebalances of the replicas' group each replica took part in, per interval: a replica joining, leaving or dying (a cooperative rebalance takes two rounds).", "short",
+			query(fmt.Sprintf("sum by (instance, source) (increase(%s[$__rate_interval])) > 0", s(monitoring.PollLogGroupRebalances)), "{{instance}} {{source}}"))).
+		WithPanel(timeseriesPanel("Peers and peers up", "Per replica: the other replicas it knows (the group's other members), and those whose latest request did not time out or fail.", "short",
+			query(s(monitoring.FanoutPeers), "{{instance}} peers"),
+			query(fmt.Sprintf("sum by (instance) (%s)", s(monitoring.FanoutPeerUp)), "{{instance}} up"))).
+		WithPanel(timeseriesPanel("Fan-out latency", "Median and 99th percentile of the requests each replica makes to each peer, by what for (api: remote_read and labels for PromQL, rows for REST), whatever their result.", "s",
+			query(latency("0.5"), "{{instance}} → {{peer}} {{api}} p50"),
+			query(latency("0.99"), "{{instance}} → {{peer}} {{api}} p99"))).
+		WithPanel(timeseriesPanel("Fan-out requests", "Requests per second each replica makes to each peer, by api.", "reqps",
+			query(byPeer(rate(monitoring.FanoutRequests)), "{{instance}} → {{peer}} {{api}}"))).
+		WithPanel(timeseriesPanel("Fan-out failures", "Requests to peers per second that did not succeed, by peer, api and result: timeout (--fanout.timeout or the asking request's deadline), error, too_large (an answer over its limit). Each makes an answer partial (alert FabricPeerUnreachable when timeouts and errors pass 10% of a peer's requests for 5m).", "reqps",
+			query(fmt.Sprintf(`sum by (instance, peer, api, result) (rate(%s{job="%s", instance=~"$%s", result!="success"}[$__rate_interval])) > 0`, monitoring.FanoutRequests, monitoring.Job, instanceVar), "{{instance}} → {{peer}} {{api}} {{result}}")).
+			Stacking(common.NewStackingConfigBuilder().Mode(common.StackingModeNormal)))
 }
 
 func upMappings() []dashboard.ValueMapping {
