@@ -51,14 +51,13 @@ type Queryable struct {
 	readers map[string]*peerReader // by base URL
 }
 
-// peerReader is what reads one peer: Prometheus's remote-read client as a
-// queryable, and a client for the label lookups remote read does not have.
+// peerReader is what reads one peer: Prometheus's remote-read client, and
+// a client for the label lookups remote read does not have.
 type peerReader struct {
-	peer      string
-	queryable storage.SampleAndChunkQueryable
-	client    *remote.Client
-	labels    *http.Client
-	err       error // the client could not be made
+	peer   string
+	client *remote.Client
+	labels *http.Client
+	err    error // the client could not be made
 }
 
 // Querier opens local's querier and one per peer. When the membership
@@ -82,11 +81,7 @@ func (f *Queryable) Querier(mint, maxt int64) (storage.Querier, error) {
 			secondaries = append(secondaries, failedQuerier{&PeerError{Peer: r.peer, Err: r.err}})
 			continue
 		}
-		q, err := r.queryable.Querier(mint, maxt)
-		if err != nil {
-			q = failedQuerier{&PeerError{Peer: r.peer, Err: err}}
-		}
-		secondaries = append(secondaries, &peerQuerier{Querier: q, reader: r, peers: f.peers, mint: mint, maxt: maxt})
+		secondaries = append(secondaries, &peerQuerier{reader: r, peers: f.peers, mint: mint, maxt: maxt})
 	}
 	merged := storage.NewMergeQuerier([]storage.Querier{heldQuerier{local}}, secondaries, storage.ChainedSeriesMerge)
 	if !f.peers.Covers() {
@@ -285,17 +280,21 @@ func (f *Queryable) newReader(peer string) *peerReader {
 	client.Client.Transport = f.peers.countedTransport(base, peer, apiRemoteRead, f.maxBytes)
 	r.client = client
 	r.labels = &http.Client{Transport: &peerTransport{next: base, self: f.peers.m.Self(), api: apiLabels, peer: peer, maxBytes: f.maxBytes}}
-	// readRecent: the peer's data is never in local storage, whatever its age.
-	r.queryable = remote.NewSampleAndChunkQueryableClient(rc, labels.EmptyLabels(), nil, true, nil)
 	return r
 }
 
-// peerQuerier is the remote-read querier of one peer, as the merge querier
-// takes a secondary. Its errors name the peer. Remote read has no label
-// lookups, so LabelNames and LabelValues ask the peer's query API, marked
-// as a peer's request so that it answers from its own data.
+// peerQuerier reads one peer, as the merge querier takes a secondary: its
+// series through Prometheus's remote-read client, its label names and
+// values from its query API (remote read has no label lookups), marked as
+// a peer's request so that it answers from its own data. Its errors name
+// the peer.
+//
+// It asks the client itself rather than through the remote storage's
+// querier (remote.NewSampleAndChunkQueryableClient), which is the same
+// request and answer plus the removal of the external labels a peer's
+// series do not have, made at each series' Labels call by building its
+// labels twice and a builder (a tenth of a fan-out query's allocations).
 type peerQuerier struct {
-	storage.Querier
 	reader     *peerReader
 	peers      *Peers
 	mint, maxt int64
@@ -308,8 +307,25 @@ type peerQuerier struct {
 // limit) is a warning too, since the engine would fail the whole query on a
 // set's error.
 func (q *peerQuerier) Select(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms ...*labels.Matcher) storage.SeriesSet {
-	return &peerSeriesSet{SeriesSet: q.Querier.Select(ctx, sortSeries, hints, ms...), peer: q.reader.peer}
+	return &peerSeriesSet{SeriesSet: q.read(ctx, sortSeries, hints, ms), peer: q.reader.peer}
 }
+
+// read asks the peer for the series of ms over the querier's time range,
+// as the remote storage's querier does (with the same error messages).
+func (q *peerQuerier) read(ctx context.Context, sortSeries bool, hints *storage.SelectHints, ms []*labels.Matcher) storage.SeriesSet {
+	query, err := remote.ToQuery(q.mint, q.maxt, ms, hints)
+	if err != nil {
+		return storage.ErrSeriesSet(fmt.Errorf("toQuery: %w", err))
+	}
+	set, err := q.reader.client.Read(ctx, query, sortSeries)
+	if err != nil {
+		return storage.ErrSeriesSet(fmt.Errorf("remote_read: %w", err))
+	}
+	return set
+}
+
+// Close has nothing to release: each set's answer is closed at its end.
+func (*peerQuerier) Close() error { return nil }
 
 type peerSeriesSet struct {
 	storage.SeriesSet
