@@ -440,7 +440,7 @@ func (m *movingMembership) Peers() []string { return *m.peers.Load() }
 // an answer only too large counting as up; a peer that left is forgotten.
 func TestPeerGauges(t *testing.T) {
 	switches, _ := rowsFixture(t)
-	good := httptest.NewServer(RowsHandler(storeOf(switches)))
+	good := httptest.NewServer(RowsHandler(storeOf(switches), nil))
 	t.Cleanup(good.Close)
 	gone := httptest.NewServer(http.NotFoundHandler())
 	gone.Close() // its address refuses connections

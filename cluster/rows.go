@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fabrictelemetry/aggregator/polllog"
+	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -125,7 +126,7 @@ func (p *Peers) Rows(ctx context.Context, peer string, switches []string) (_ Row
 		}
 		ans.Coverage = &c
 	}
-	ans.Parts, err = readRows(bufio.NewReader(resp.Body), p.opts.MaxAnswerBytes)
+	ans.Parts, err = readRows(bufio.NewReader(resp.Body), p.table, p.opts.MaxAnswerBytes)
 	return ans, tooLargeFlag(err)
 }
 
@@ -137,9 +138,10 @@ func tooLargeFlag(err error) error {
 	return err
 }
 
-// readRows decodes a rows answer and rebuilds its snapshots.
-func readRows(r *bufio.Reader, maxBytes int64) ([]*snapshot.Snapshot, error) {
-	rb := polllog.NewRebuilder(nil)
+// readRows decodes a rows answer and rebuilds its snapshots, their columns
+// named by table.
+func readRows(r *bufio.Reader, table *schema.Table, maxBytes int64) ([]*snapshot.Snapshot, error) {
+	rb := polllog.NewRebuilder(table)
 	var buf []byte
 	for {
 		n, err := binary.ReadUvarint(r)
