@@ -4,8 +4,9 @@
 // comma-separated, to -addr-file (and stdout) once they listen.
 //
 // kfake keeps every record in memory. With -retention it drops the records
-// older than that, as a broker with log.retention.ms would, so that a
-// large fabric published for many minutes does not fill the machine.
+// older than that, in segments of 4 MiB, as a broker with log.retention.ms
+// and log.segment.bytes would, so that a large fabric published for many minutes
+// does not fill the machine.
 //
 // Run it from tools/ (the module with kfake):
 //
@@ -36,8 +37,12 @@ func run() int {
 
 	opts := []kfake.Opt{kfake.NumBrokers(*brokers)}
 	if *retention > 0 {
+		// Records leave with whole segments, and kfake rolls a segment by
+		// size only (it accepts log.roll.ms but ignores it): keep them
+		// small, or a partition keeps its first 100 MiB whatever its age.
 		opts = append(opts, kfake.BrokerConfigs(map[string]string{
-			"log.retention.ms": strconv.FormatInt(retention.Milliseconds(), 10),
+			"log.retention.ms":  strconv.FormatInt(retention.Milliseconds(), 10),
+			"log.segment.bytes": strconv.Itoa(4 << 20),
 		}))
 	}
 	cluster, err := kfake.NewCluster(opts...)
