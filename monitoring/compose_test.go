@@ -301,7 +301,6 @@ func TestComposeFlags(t *testing.T) {
 		}
 		accepted["/usr/local/bin/"+name] = helpFlags(string(help))
 	}
-	var notYet []string
 	for _, svcName := range slices.Sorted(maps.Keys(p.Services)) {
 		svc := p.Services[svcName]
 		if len(svc.Entrypoint) != 1 || accepted[svc.Entrypoint[0]] == nil {
@@ -315,37 +314,11 @@ func TestComposeFlags(t *testing.T) {
 				continue
 			}
 			name, _, _ = strings.Cut(name, "=")
-			switch {
-			case flags[name]:
-			case pendingFlag(flags, name):
-				notYet = append(notYet, svcName+": --"+name)
-			default:
+			if !flags[name] {
 				t.Errorf("service %s: %s has no flag --%s", svcName, filepath.Base(svc.Entrypoint[0]), name)
 			}
 		}
 	}
-	if len(notYet) > 0 {
-		t.Skipf("the binaries lack flags still to come (partitioned replicas); not checked: %s", strings.Join(notYet, ", "))
-	}
-}
-
-// pendingFlags are flags of the partitioned replicas, which come with
-// their wiring into the binaries (branch partitioned): a flag's name, or a
-// group's prefix ending in a dot. Until a binary has the flag, or a flag of
-// the group, a service passing it is reported rather than failed; from then
-// on each is checked like the others.
-var pendingFlags = []string{"web.external-url", "fanout."}
-
-// pendingFlag reports whether name is a flag still to come: pending, and
-// neither it nor any flag of its group among the binary's flags.
-func pendingFlag(flags map[string]bool, name string) bool {
-	for _, p := range pendingFlags {
-		of := func(f string) bool { return f == p || strings.HasSuffix(p, ".") && strings.HasPrefix(f, p) }
-		if of(name) {
-			return !slices.ContainsFunc(slices.Collect(maps.Keys(flags)), of)
-		}
-	}
-	return false
 }
 
 // helpFlags are the flags a kingpin --help lists, a boolean's --no- form

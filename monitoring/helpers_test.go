@@ -334,7 +334,7 @@ func partitionedNames() (map[string]bool, string) {
 	if err != nil {
 		return nil, "group follower: " + err.Error()
 	}
-	peer := httptest.NewServer(cluster.RowsHandler(&snapshot.Store{}))
+	peer := httptest.NewServer(cluster.RowsHandler(&snapshot.Store{}, nil))
 	defer peer.Close()
 	peers, err := cluster.New(&cluster.Static{SelfURL: "http://127.0.0.1:8080", PeerURLs: []string{peer.URL}}, cluster.Options{Registerer: reg})
 	if err != nil {
