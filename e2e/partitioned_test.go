@@ -9,7 +9,9 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -481,6 +483,31 @@ func checkPromDuringJoin(r *Process, q string, want map[string]promAnswer, bad f
 	}
 }
 
+// stopProcess sends p SIGSTOP and waits until the kernel says it is
+// stopped: the signal stops a process's threads one by one, and a loaded
+// machine showed a replica still answering a request just after kill(2)
+// returned.
+func stopProcess(t *testing.T, p *Process) {
+	t.Helper()
+	if err := syscall.Kill(p.Pid(), syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	status := fmt.Sprintf("/proc/%d/status", p.Pid())
+	Eventually(t, 10*time.Second, 5*time.Millisecond, func() error {
+		b, err := os.ReadFile(status)
+		if err != nil {
+			return err
+		}
+		if !stoppedState.Match(b) {
+			return fmt.Errorf("%s is not stopped yet", p.URL)
+		}
+		return nil
+	})
+}
+
+// stoppedState is the line of /proc/PID/status of a stopped process.
+var stoppedState = regexp.MustCompile(`(?m)^State:\s+T `)
+
 func atoiOr(s string, otherwise int) int {
 	n, err := strconv.Atoi(s)
 	if err != nil {
@@ -550,9 +577,7 @@ func TestPartitionedPeerUnreachable(t *testing.T) {
 	// b reaches a, and answers whole.
 	f.checkWhole(t, b, f.wholeAnswers(t, onA[0]))
 
-	if err := syscall.Kill(a.Pid(), syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
+	stopProcess(t, a)
 	t.Cleanup(func() { _ = syscall.Kill(a.Pid(), syscall.SIGCONT) })
 	stopped := time.Now()
 	check(b, a.URL, onB, onA)
