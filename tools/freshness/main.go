@@ -271,24 +271,35 @@ func probe(ctx context.Context, url string, every time.Duration, seen func(sourc
 	}
 }
 
-func sourceTime(ctx context.Context, url string) (time.Time, error) {
+// get returns the body of a 200 answer to GET url; any other status is an
+// error with the start of its body.
+func get(ctx context.Context, url string) (io.ReadCloser, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return time.Time{}, err
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+		return nil, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return resp.Body, nil
+}
+
+func sourceTime(ctx context.Context, url string) (time.Time, error) {
+	body, err := get(ctx, url)
+	if err != nil {
 		return time.Time{}, err
 	}
-	defer resp.Body.Close()
+	defer body.Close()
 	var v struct {
 		Timestamp time.Time `json:"timestamp"`
 	}
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return time.Time{}, fmt.Errorf("GET %s: %s: %s", url, resp.Status, b)
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+	if err := json.NewDecoder(body).Decode(&v); err != nil {
 		return time.Time{}, fmt.Errorf("GET %s: %w", url, err)
 	}
 	return v.Timestamp, nil
@@ -325,19 +336,12 @@ var errNoRows = errors.New("no rows")
 
 // ufmTime is the timestamp (µs) of the first row of a UFM CSV body.
 func ufmTime(ctx context.Context, url string) (time.Time, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := get(ctx, url)
 	if err != nil {
 		return time.Time{}, err
 	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return time.Time{}, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	r := csv.NewReader(resp.Body)
+	defer body.Close()
+	r := csv.NewReader(body)
 	header, err := r.Read()
 	if err != nil {
 		return time.Time{}, fmt.Errorf("GET %s: %w", url, err)
