@@ -15,9 +15,12 @@
 #     /counters layout) and one plain aggregator polling it every INTERVAL,
 #     today's single box.
 #
-# For each aggregator it prints VmRSS and VmHWM (/proc/PID/status), the Go
-# heap in use, the switches and series it serves (fabric_snapshot_*), the
-# mean ingest cycle (fabric_ingest_duration_seconds) and the CPU seconds per
+# For each aggregator it prints VmHWM (/proc/PID/status), VmRSS and the Go
+# heap in use sampled every 2 s over the measurement (min, median, max),
+# the switches and series it serves (fabric_snapshot_*), the mean ingest
+# cycle (fabric_ingest_duration_seconds: fetch, parse and swap on the plain
+# aggregator; only the swap on a replica, which assembles a poll before it
+# is applied: that work is in the CPU figure) and the CPU seconds per
 # poll applied over the measurement (process_cpu_seconds_total over
 # fabric_ingest_total{result="success"}), and the time and size of a
 # /metrics scrape: the first after a poll (rendered then) and the next one
@@ -176,13 +179,30 @@ scrape() {
 	curl -s -o /dev/null --max-time 120 -w ', cached %{time_total}s' "http://$addr/metrics"
 }
 
+# sample name addr: one VmRSS and heap in use (MiB) of an aggregator, kept
+# for spread. Both move with the garbage collector's cycle (the heap in use
+# doubles between collections at GOGC=100): one reading says little.
+sample() {
+	local rss heap
+	rss=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$(pid_of "$1")/status" 2>/dev/null)
+	heap=$(metrics "$2" | awk '/^go_memstats_heap_inuse_bytes / {printf "%.0f", $2/1048576}')
+	[ -n "$rss" ] && [ -n "$heap" ] && echo "$rss $heap" >>"$bin/samples-$1"
+}
+
+# spread name column label: min, median and max of a sampled column.
+spread() {
+	sort -n -k"$2,$2" "$bin/samples-$1" 2>/dev/null | awk -v c="$2" -v l="$3" '
+		{v[NR] = $c}
+		END {if (NR) printf "%s min %d / median %d / max %d MiB (%d samples)  ", l, v[1], v[int((NR + 1) / 2)], v[NR], NR}'
+}
+
 # report name addr switches counters-before counters-after
 report() {
 	local name=$1 addr=$2 switches=$3 pid status served
 	pid=$(pid_of "$name")
-	status=$(grep -E '^(VmRSS|VmHWM)' "/proc/$pid/status" | awk '{printf "%s %.0f MiB  ", $1, $2/1024}')
+	status=$(grep -E '^VmHWM' "/proc/$pid/status" | awk '{printf "%s %.0f MiB  ", $1, $2/1024}')
+	status+=$(spread "$name" 1 "VmRSS")$(spread "$name" 2 "heap in use")
 	served=$(metrics "$addr" | awk '
-		/^go_memstats_heap_inuse_bytes / {printf "heap in use %.0f MiB  ", $2/1048576}
 		/^fabric_snapshot_switches / {printf "switches %d  ", $2}
 		/^fabric_snapshot_series / {printf "series %d  ", $2}
 		/^fabric_polllog_partitions_owned/ {owned += $2; p = 1}
@@ -218,10 +238,16 @@ for n in "${counts[@]}"; do
 	for i in $(seq "$n"); do
 		wait_polls "replica-$i" "127.0.0.1:$((19310 + i))" "$warmup"
 	done
+	rm -f "$bin"/samples-*
 	declare -A before=()
 	for i in $(seq "$n"); do before[$i]=$(counters "127.0.0.1:$((19310 + i))"); done
 	[ "$baseline" = 1 ] && before[box]=$(counters 127.0.0.1:19380)
-	sleep $(($(echo "$interval" | sed 's/s$//') * measure))
+	end=$(($(date +%s) + $(echo "$interval" | sed 's/s$//') * measure))
+	while [ "$(date +%s)" -lt "$end" ]; do
+		for i in $(seq "$n"); do sample "replica-$i" "127.0.0.1:$((19310 + i))"; done
+		[ "$baseline" = 1 ] && sample box 127.0.0.1:19380
+		sleep 2
+	done
 	for i in $(seq "$n"); do
 		addr=127.0.0.1:$((19310 + i))
 		report "replica-$i" "$addr" "$switches" "${before[$i]}" "$(counters "$addr")"
