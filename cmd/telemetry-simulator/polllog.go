@@ -44,10 +44,21 @@ func newPollLog(o *kafkalog.Options, logger *slog.Logger) (*pollLog, error) {
 	return &pollLog{
 		opts:   o,
 		pub:    pub,
-		parser: ingest.NewFormatParser(schema.Default(), ingest.FormatMatrix),
+		parser: ownBodyParser(),
 		logger: logger,
 		ticked: make(chan struct{}, 1),
 	}, nil
+}
+
+// ownBodyParser parses the simulator's own bodies: the aggregator's
+// parser without a source's limits, which guard an aggregator against a
+// hostile source and would refuse a fabric larger than the aggregator's
+// defaults admit (10,000 switches × 64 ports is 10.9 million values, over
+// the default sample limit), while the simulator only reads what it wrote.
+func ownBodyParser() *ingest.Parser {
+	p := ingest.NewFormatParser(schema.Default(), ingest.FormatMatrix)
+	p.Limits = ingest.Limits{}
+	return p
 }
 
 // tick is the simulator's OnTick: it must not block, so it leaves a token

@@ -18,6 +18,7 @@ import (
 	"github.com/fabrictelemetry/aggregator/kafkalog"
 	"github.com/fabrictelemetry/aggregator/polllog"
 	"github.com/fabrictelemetry/aggregator/schema"
+	"github.com/fabrictelemetry/aggregator/simulator"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -121,4 +122,28 @@ func sameSnapshot(got, want *snapshot.Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// TestOwnBodyParserHasNoSourceLimits: the simulator writes to the log what
+// it generated, whatever its size, where an aggregator's parser refuses a
+// body over its source limits (here the label value length, the limit a
+// small body can pass; the sample limit refused the 10,000 × 64-port
+// fabric the same way).
+func TestOwnBodyParserHasNoSourceLimits(t *testing.T) {
+	sim, err := simulator.New(simulator.Config{Switches: 2, Ports: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := "SW-" + strings.Repeat("9", ingest.DefaultLabelValueLengthLimit)
+	body := strings.ReplaceAll(string(sim.Body()), "SW-01", long)
+	if _, err := ingest.NewFormatParser(schema.Default(), ingest.FormatMatrix).Parse([]byte(body), time.Now()); err == nil {
+		t.Fatalf("an aggregator's parser accepted a switch ID of %d bytes; the test needs a body over its limits", len(long))
+	}
+	s, err := ownBodyParser().Parse([]byte(body), time.Now())
+	if err != nil {
+		t.Fatalf("the simulator's own body refused: %v", err)
+	}
+	if !slices.Contains(s.Switches(), long) {
+		t.Errorf("switches %v lack the long ID", s.Switches())
+	}
 }
