@@ -98,7 +98,7 @@ if [ "$baseline" = 1 ]; then
 	start sim-box "$bin/sim" --web.listen-address=127.0.0.1:19302 --switches=2000 --ports=64 \
 		--interval="$interval" --incident-rate=0
 	start box "$agg_bin" --web.listen-address=127.0.0.1:19380 --source.url=http://127.0.0.1:19302/counters \
-		--source.interval="$interval" --source.timeout=9s --query.retention="$query_retention"
+		--source.interval="$interval" --source.timeout=9s --query.retention="$query_retention" --web.enable-pprof
 fi
 
 # The watchdog kills a process of the run over MAX_RSS_KB, so that a run cannot
@@ -181,11 +181,13 @@ scrape() {
 
 # sample name addr: one VmRSS and heap in use (MiB) of an aggregator, kept
 # for spread. Both move with the garbage collector's cycle (the heap in use
-# doubles between collections at GOGC=100): one reading says little.
+# doubles between collections at GOGC=100): one reading says little. The
+# heap is read from the runtime's MemStats in /debug/pprof/heap, a few kB,
+# not from /metrics, whose rendering of the fabric would be the load.
 sample() {
 	local rss heap
 	rss=$(awk '/^VmRSS/ {printf "%.0f", $2/1024}' "/proc/$(pid_of "$1")/status" 2>/dev/null)
-	heap=$(metrics "$2" | awk '/^go_memstats_heap_inuse_bytes / {printf "%.0f", $2/1048576}')
+	heap=$(curl -s --max-time 10 "http://$2/debug/pprof/heap?debug=1" | awk '/^# HeapInuse = / {printf "%.0f", $4/1048576}')
 	[ -n "$rss" ] && [ -n "$heap" ] && echo "$rss $heap" >>"$bin/samples-$1"
 }
 
@@ -227,7 +229,7 @@ for n in "${counts[@]}"; do
 			flags=(--web.external-url="http://127.0.0.1:$port")
 		fi
 		start "replica-$i" "$agg_bin" --web.listen-address="127.0.0.1:$port" --source.url="$url" \
-			--source.interval="$interval" --query.retention="$query_retention" "${flags[@]}"
+			--source.interval="$interval" --query.retention="$query_retention" --web.enable-pprof "${flags[@]}"
 		names+=("replica-$i")
 	done
 	began=$(date +%s)
