@@ -1,6 +1,7 @@
 package kafkalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -84,7 +85,7 @@ func NewFollower(cfg FollowerConfig) (*Follower, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cfg.Name = cmpOr(cfg.Name, cfg.Topic)
+	cfg.Name = cmp.Or(cfg.Name, cfg.Topic)
 	ac := cfg.Assembler
 	ac.Table, ac.Partitions, ac.Now = cfg.Table, cfg.Partitions, cfg.Now
 	f := &Follower{
@@ -161,7 +162,7 @@ func (f *Follower) follow(ctx context.Context, b *backoff) error {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	setupCtx, cancel := context.WithTimeout(ctx, cmpOr(f.cfg.setupTimeout, defaultSetupTimeout))
+	setupCtx, cancel := context.WithTimeout(ctx, cmp.Or(f.cfg.setupTimeout, defaultSetupTimeout))
 	err = f.start(setupCtx, adm)
 	cancel()
 	if err != nil {

@@ -1,6 +1,7 @@
 package kafkalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -170,14 +171,14 @@ func NewGroupFollower(cfg GroupFollowerConfig) (*GroupFollower, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cfg.Name = cmpOr(cfg.Name, cfg.Topic)
-	cfg.SessionTimeout = cmpOr(cfg.SessionTimeout, DefaultGroupSessionTimeout)
-	cfg.HeartbeatInterval = cmpOr(cfg.HeartbeatInterval, cfg.SessionTimeout/DefaultGroupHeartbeats)
+	cfg.Name = cmp.Or(cfg.Name, cfg.Topic)
+	cfg.SessionTimeout = cmp.Or(cfg.SessionTimeout, DefaultGroupSessionTimeout)
+	cfg.HeartbeatInterval = cmp.Or(cfg.HeartbeatInterval, cfg.SessionTimeout/DefaultGroupHeartbeats)
 	if cfg.HeartbeatInterval >= cfg.SessionTimeout {
 		return nil, fmt.Errorf("heartbeat interval %v not below the session timeout %v", cfg.HeartbeatInterval, cfg.SessionTimeout)
 	}
-	cfg.Assembler.MaxAhead = cmpOr(cfg.Assembler.MaxAhead, polllog.DefaultMaxAhead)
-	cfg.Assembler.MaxPendingPolls = cmpOr(cfg.Assembler.MaxPendingPolls, polllog.DefaultMaxPendingPolls)
+	cfg.Assembler.MaxAhead = cmp.Or(cfg.Assembler.MaxAhead, polllog.DefaultMaxAhead)
+	cfg.Assembler.MaxPendingPolls = cmp.Or(cfg.Assembler.MaxPendingPolls, polllog.DefaultMaxPendingPolls)
 	f := &GroupFollower{
 		cfg:      cfg,
 		logger:   cfg.Logger.With("source", cfg.Name, "topic", cfg.Topic, "group", cfg.Group),
@@ -339,7 +340,7 @@ func (f *GroupFollower) clientOpts() []kgo.Opt {
 func (f *GroupFollower) read(ctx context.Context, cl *kgo.Client) {
 	lastErr := time.Now()
 	for {
-		if !f.view.Load().joined && time.Since(lastErr) >= cmpOr(f.cfg.setupTimeout, defaultSetupTimeout) {
+		if !f.view.Load().joined && time.Since(lastErr) >= cmp.Or(f.cfg.setupTimeout, defaultSetupTimeout) {
 			lastErr = time.Now()
 			f.logger.Error("Cannot read the poll log; not ready, retrying", "brokers", f.cfg.Brokers, "err", f.unjoined(ctx, cl))
 		}

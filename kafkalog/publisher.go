@@ -1,6 +1,7 @@
 package kafkalog
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -71,12 +72,12 @@ func (c *PublisherConfig) setDefaults() error {
 	if c.MaxRecordBytes != 0 && c.MaxRecordBytes < polllog.MinRecordBytes {
 		return fmt.Errorf("max record size %d below %d bytes", c.MaxRecordBytes, polllog.MinRecordBytes)
 	}
-	c.Partitions = cmpOr(c.Partitions, DefaultPartitions)
-	c.LeaseTopic = cmpOr(c.LeaseTopic, c.Topic+"-lease")
-	c.MaxRecordBytes = cmpOr(c.MaxRecordBytes, polllog.DefaultMaxRecordBytes)
-	c.MaxBufferedPolls = cmpOr(c.MaxBufferedPolls, DefaultMaxBufferedPolls)
-	c.SessionTimeout = cmpOr(c.SessionTimeout, DefaultSessionTimeout)
-	c.WriteTimeout = cmpOr(c.WriteTimeout, DefaultWriteTimeout)
+	c.Partitions = cmp.Or(c.Partitions, DefaultPartitions)
+	c.LeaseTopic = cmp.Or(c.LeaseTopic, c.Topic+"-lease")
+	c.MaxRecordBytes = cmp.Or(c.MaxRecordBytes, polllog.DefaultMaxRecordBytes)
+	c.MaxBufferedPolls = cmp.Or(c.MaxBufferedPolls, DefaultMaxBufferedPolls)
+	c.SessionTimeout = cmp.Or(c.SessionTimeout, DefaultSessionTimeout)
+	c.WriteTimeout = cmp.Or(c.WriteTimeout, DefaultWriteTimeout)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -84,14 +85,6 @@ func (c *PublisherConfig) setDefaults() error {
 		c.Now = time.Now
 	}
 	return nil
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // TransactionalID is the transactional ID of a source's publishers: all

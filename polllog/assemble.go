@@ -2,6 +2,7 @@ package polllog
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"maps"
@@ -117,10 +118,10 @@ func NewAssembler(cfg AssemblerConfig) *Assembler {
 	if cfg.Table == nil {
 		cfg.Table = schema.Default()
 	}
-	cfg.MaxPendingPolls = cmpOr(cfg.MaxPendingPolls, DefaultMaxPendingPolls)
-	cfg.MaxPendingBytes = cmpOr(cfg.MaxPendingBytes, DefaultMaxPendingBytes)
-	cfg.MaxPendingAge = cmpOr(cfg.MaxPendingAge, DefaultMaxPendingAge)
-	cfg.MaxAhead = cmpOr(cfg.MaxAhead, DefaultMaxAhead)
+	cfg.MaxPendingPolls = cmp.Or(cfg.MaxPendingPolls, DefaultMaxPendingPolls)
+	cfg.MaxPendingBytes = cmp.Or(cfg.MaxPendingBytes, DefaultMaxPendingBytes)
+	cfg.MaxPendingAge = cmp.Or(cfg.MaxPendingAge, DefaultMaxPendingAge)
+	cfg.MaxAhead = cmp.Or(cfg.MaxAhead, DefaultMaxAhead)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -132,14 +133,6 @@ func NewAssembler(cfg AssemblerConfig) *Assembler {
 		}
 	}
 	return a
-}
-
-func cmpOr[T comparable](v, def T) T {
-	var zero T
-	if v == zero {
-		return def
-	}
-	return v
 }
 
 // sourceState is what the Assembler knows of one source.
