@@ -266,7 +266,7 @@ func (f *Follower) newPartitions(n int) []int32 {
 func (f *Follower) read(ctx context.Context, cl *kgo.Client, adm *kadm.Client) error {
 	recheck := time.Now()
 	var lastErr time.Time
-	queued := map[int32][]*kgo.Record{}
+	queued := recordQueue{}
 	for {
 		pollCtx, cancel := context.WithTimeout(ctx, time.Second)
 		fetches := cl.PollFetches(pollCtx)
@@ -291,7 +291,10 @@ func (f *Follower) read(ctx context.Context, cl *kgo.Client, adm *kadm.Client) e
 				f.mu.Unlock()
 			}
 		})
-		f.drain(queued)
+		f.mu.Lock()
+		reading := len(f.parts)
+		f.mu.Unlock()
+		queued.drain(reading, f.asm.IsAhead, f.feed)
 		f.pace(cl, queued)
 		for _, r := range f.asm.Expire() {
 			f.rejected(r)
@@ -302,45 +305,6 @@ func (f *Follower) read(ctx context.Context, cl *kgo.Client, adm *kadm.Client) e
 			if n, err := partitionCount(ctx, adm, f.cfg.Topic); err == nil {
 				f.grow(cl, n)
 			}
-		}
-	}
-}
-
-// drain feeds the queued records to the assembler, partition by partition,
-// holding back a partition while it is ahead: the fetches of different
-// partitions come at different speeds (in a replay, one may bring a
-// hundred polls' markers before another brings one), and a poll is only
-// complete once the slowest partition has brought its part.
-func (f *Follower) drain(queued map[int32][]*kgo.Record) {
-	for progress := true; progress; {
-		progress = false
-		for p, recs := range queued {
-			n := 0
-			for n < len(recs) && !f.asm.IsAhead(p) {
-				f.feed(p, recs[n])
-				n++
-			}
-			if n > 0 {
-				progress = true
-				queued[p] = recs[n:]
-			}
-			if len(queued[p]) == 0 {
-				delete(queued, p)
-			}
-		}
-	}
-	// Every partition read holds records and each is ahead: no fetch can
-	// help, so let one go on (the assembler's caps bound what it holds).
-	f.mu.Lock()
-	stuck := len(queued) > 0 && len(queued) >= len(f.parts)
-	f.mu.Unlock()
-	if stuck {
-		for p, recs := range queued {
-			for _, r := range recs {
-				f.feed(p, r)
-			}
-			delete(queued, p)
-			break
 		}
 	}
 }
@@ -370,40 +334,18 @@ func (f *Follower) feed(p int32, r *kgo.Record) {
 	}
 }
 
-func (f *Follower) rejected(r polllog.Rejection) {
-	f.metrics.rejected.WithLabelValues(f.cfg.Name, string(r.Reason)).Inc()
-	level := slog.LevelWarn
-	if r.Reason == polllog.ReasonPartialStart || r.Reason == polllog.ReasonDuplicate {
-		level = slog.LevelInfo // expected at a replay's start, and after a retried commit
-	}
-	f.logger.Log(context.Background(), level, "Poll log record or poll rejected; the last good poll stays", "reason", r.Reason, "err", r.Error())
-}
+func (f *Follower) rejected(r polllog.Rejection) { f.metrics.reject(f.logger, f.cfg.Name, r) }
 
-// pace stops fetching the partitions whose records wait in the queue, so
-// that what the follower holds stays one fetch per partition, and fetches
-// them again once their queue is drained.
-func (f *Follower) pace(cl *kgo.Client, queued map[int32][]*kgo.Record) {
+// pace keeps what the follower holds to one fetch per partition
+// (recordQueue.pace).
+func (f *Follower) pace(cl *kgo.Client, queued recordQueue) {
 	f.mu.Lock()
-	var pause, resume, now []int32
-	for p := range queued {
-		now = append(now, p)
-		if !slices.Contains(f.paused, p) {
-			pause = append(pause, p)
-		}
-	}
-	for _, p := range f.paused {
-		if _, ok := queued[p]; !ok {
-			resume = append(resume, p)
-		}
-	}
+	paused := f.paused
+	f.mu.Unlock()
+	now := queued.pace(cl, f.cfg.Topic, paused)
+	f.mu.Lock()
 	f.paused = now
 	f.mu.Unlock()
-	if len(pause) > 0 {
-		cl.PauseFetchPartitions(map[string][]int32{f.cfg.Topic: pause})
-	}
-	if len(resume) > 0 {
-		cl.ResumeFetchPartitions(map[string][]int32{f.cfg.Topic: resume})
-	}
 }
 
 // update sets readiness and the lag gauges.

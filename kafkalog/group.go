@@ -123,7 +123,7 @@ type GroupFollower struct {
 	parts       map[int32]*partState // owned partitions
 	orphans     []int32              // lost with the group session, still served until the next assignment
 	comp        *composer
-	queued      map[int32][]*kgo.Record
+	queued      recordQueue
 	paused      []int32
 	joined      bool // assigned partitions (maybe none) at least once
 	wasReady    bool
@@ -185,7 +185,7 @@ func NewGroupFollower(cfg GroupFollowerConfig) (*GroupFollower, error) {
 		metrics:  newFollowerMetrics(cfg.Registerer),
 		group:    newGroupMetrics(cfg.Registerer),
 		parts:    map[int32]*partState{},
-		queued:   map[int32][]*kgo.Record{},
+		queued:   recordQueue{},
 		switches: map[string]int{},
 		served:   map[string][]int32{},
 	}
@@ -371,8 +371,8 @@ func (f *GroupFollower) read(ctx context.Context, cl *kgo.Client) {
 			f.queued[fp.Partition] = append(f.queued[fp.Partition], fp.Records...)
 			st.stable = max(st.stable, fp.LastStableOffset)
 		})
-		f.drainLocked()
-		f.paceLocked(cl)
+		f.queued.drain(len(f.parts), f.comp.ahead, f.feedLocked)
+		f.paused = f.queued.pace(cl, f.cfg.Topic, f.paused)
 		for _, st := range f.parts {
 			for _, r := range st.asm.Expire() {
 				f.rejected(r)
@@ -392,39 +392,6 @@ func (f *GroupFollower) unjoined(ctx context.Context, cl *kgo.Client) error {
 		return fmt.Errorf("no broker answers: %w", err)
 	}
 	return fmt.Errorf("no assignment from the group coordinator after %v", time.Since(f.started).Round(time.Second))
-}
-
-// drainLocked feeds the queued records to the assemblers, holding a
-// partition back while it is ahead of the partitions it is served with.
-func (f *GroupFollower) drainLocked() {
-	for progress := true; progress; {
-		progress = false
-		for p, recs := range f.queued {
-			n := 0
-			for n < len(recs) && !f.comp.ahead(p) {
-				f.feedLocked(p, recs[n])
-				n++
-			}
-			if n > 0 {
-				progress = true
-				f.queued[p] = recs[n:]
-			}
-			if len(f.queued[p]) == 0 {
-				delete(f.queued, p)
-			}
-		}
-	}
-	// Every partition holds records and each is ahead: no fetch can help,
-	// so let one go on (the composer's cap bounds what it keeps).
-	if len(f.queued) > 0 && len(f.queued) >= len(f.parts) {
-		for p, recs := range f.queued {
-			for _, r := range recs {
-				f.feedLocked(p, r)
-			}
-			delete(f.queued, p)
-			break
-		}
-	}
 }
 
 // feedLocked hands one record to its partition's assembler, and what it
@@ -514,38 +481,7 @@ func intersectSorted(a, b []int32) []int32 {
 	return out
 }
 
-func (f *GroupFollower) rejected(r polllog.Rejection) {
-	f.metrics.rejected.WithLabelValues(f.cfg.Name, string(r.Reason)).Inc()
-	level := slog.LevelWarn
-	if r.Reason == polllog.ReasonPartialStart || r.Reason == polllog.ReasonDuplicate {
-		level = slog.LevelInfo // expected at a replay's start, and after a retried commit
-	}
-	f.logger.Log(context.Background(), level, "Poll log record or poll rejected; the last good poll stays", "reason", r.Reason, "err", r.Error())
-}
-
-// paceLocked stops fetching the partitions whose records wait in the
-// queue and fetches again those whose queue is drained.
-func (f *GroupFollower) paceLocked(cl *kgo.Client) {
-	var pause, resume, now []int32
-	for p := range f.queued {
-		now = append(now, p)
-		if !slices.Contains(f.paused, p) {
-			pause = append(pause, p)
-		}
-	}
-	for _, p := range f.paused {
-		if _, ok := f.queued[p]; !ok {
-			resume = append(resume, p)
-		}
-	}
-	f.paused = now
-	if len(pause) > 0 {
-		cl.PauseFetchPartitions(map[string][]int32{f.cfg.Topic: pause})
-	}
-	if len(resume) > 0 {
-		cl.ResumeFetchPartitions(map[string][]int32{f.cfg.Topic: resume})
-	}
-}
+func (f *GroupFollower) rejected(r polllog.Rejection) { f.metrics.reject(f.logger, f.cfg.Name, r) }
 
 // assigned is the group's OnPartitionsAssigned: the new partitions wait
 // for their offsets (startOffsets), then are read and loaded.
