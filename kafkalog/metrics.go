@@ -42,43 +42,35 @@ func newPublisherMetrics(reg prometheus.Registerer) *publisherMetrics {
 	const ns = schema.Namespace
 	src := []string{"source"}
 	return &publisherMetrics{
-		records: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "records_written_total",
-			Help: "Records of committed polls written to the poll log, markers included.",
-		}, src)),
-		bytes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "bytes_written_total",
-			Help: "Key and value bytes of committed polls written to the poll log, before Kafka's compression.",
-		}, src)),
-		polls: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "polls_written_total",
-			Help: "Polls committed to the poll log.",
-		}, src)),
+		records: counterVec(reg, "records_written_total",
+			"Records of committed polls written to the poll log, markers included.",
+			src),
+		bytes: counterVec(reg, "bytes_written_total",
+			"Key and value bytes of committed polls written to the poll log, before Kafka's compression.",
+			src),
+		polls: counterVec(reg, "polls_written_total",
+			"Polls committed to the poll log.",
+			src),
 		duration: register(reg, prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: ns, Subsystem: subsystem, Name: "publish_duration_seconds",
 			Help:    "Time from a poll's Publish call to its transaction's commit, retries included.",
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60},
 		}, src)),
-		aborted: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "transactions_aborted_total",
-			Help: "Poll transactions that failed and were aborted; the poll is retried.",
-		}, src)),
-		dropped: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "polls_dropped_total",
-			Help: "Accepted polls never written to the poll log, by reason: buffer_full (Kafka unreachable longer than the buffer holds; oldest first), unencodable, stale.",
-		}, []string{"source", "reason"})),
-		active: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "publisher_active",
-			Help: "1 while this publisher holds the source's lease and writes its polls, 0 while it stands by.",
-		}, src)),
-		buffered: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "buffered_polls",
-			Help: "Polls waiting to be written to the poll log.",
-		}, src)),
-		takeovers: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "lease_acquired_total",
-			Help: "Times this publisher took the source's lease and became active.",
-		}, src)),
+		aborted: counterVec(reg, "transactions_aborted_total",
+			"Poll transactions that failed and were aborted; the poll is retried.",
+			src),
+		dropped: counterVec(reg, "polls_dropped_total",
+			"Accepted polls never written to the poll log, by reason: buffer_full (Kafka unreachable longer than the buffer holds; oldest first), unencodable, stale.",
+			[]string{"source", "reason"}),
+		active: gaugeVec(reg, "publisher_active",
+			"1 while this publisher holds the source's lease and writes its polls, 0 while it stands by.",
+			src),
+		buffered: gaugeVec(reg, "buffered_polls",
+			"Polls waiting to be written to the poll log.",
+			src),
+		takeovers: counterVec(reg, "lease_acquired_total",
+			"Times this publisher took the source's lease and became active.",
+			src),
 	}
 }
 
@@ -109,37 +101,29 @@ type followerMetrics struct {
 }
 
 func newFollowerMetrics(reg prometheus.Registerer) *followerMetrics {
-	const ns = schema.Namespace
 	src := []string{"source"}
 	return &followerMetrics{
-		records: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "records_read_total",
-			Help: "Committed records read from the poll log.",
-		}, src)),
-		bytes: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "bytes_read_total",
-			Help: "Value bytes of the records read from the poll log, after Kafka's decompression.",
-		}, src)),
-		polls: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "polls_read_total",
-			Help: "Complete polls read from the poll log and applied.",
-		}, src)),
-		rejected: register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "rejected_total",
-			Help: "Records (unknown_version, corrupt) and polls (incomplete, partial_start, duplicate, out_of_order) of the poll log rejected; the last good poll stays.",
-		}, []string{"source", "reason"})),
-		lag: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "consumer_lag_records",
-			Help: "Offsets between this reader's position and the partition's last stable offset.",
-		}, []string{"source", "partition"})),
-		behind: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "behind_seconds",
-			Help: "0 when every partition is read to its end; else how long ago the newest applied poll was published (or the reader started, before the first).",
-		}, src)),
-		ready: register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: subsystem, Name: "follower_ready",
-			Help: "1 once every partition was read up to the end it had when the reader started.",
-		}, src)),
+		records: counterVec(reg, "records_read_total",
+			"Committed records read from the poll log.",
+			src),
+		bytes: counterVec(reg, "bytes_read_total",
+			"Value bytes of the records read from the poll log, after Kafka's decompression.",
+			src),
+		polls: counterVec(reg, "polls_read_total",
+			"Complete polls read from the poll log and applied.",
+			src),
+		rejected: counterVec(reg, "rejected_total",
+			"Records (unknown_version, corrupt) and polls (incomplete, partial_start, duplicate, out_of_order) of the poll log rejected; the last good poll stays.",
+			[]string{"source", "reason"}),
+		lag: gaugeVec(reg, "consumer_lag_records",
+			"Offsets between this reader's position and the partition's last stable offset.",
+			[]string{"source", "partition"}),
+		behind: gaugeVec(reg, "behind_seconds",
+			"0 when every partition is read to its end; else how long ago the newest applied poll was published (or the reader started, before the first).",
+			src),
+		ready: gaugeVec(reg, "follower_ready",
+			"1 once every partition was read up to the end it had when the reader started.",
+			src),
 	}
 }
 
@@ -152,6 +136,19 @@ func (m *followerMetrics) addSource(source string) {
 	}
 	m.behind.WithLabelValues(source)
 	m.ready.WithLabelValues(source)
+}
+
+// counterVec and gaugeVec make and register a family of the poll log's.
+func counterVec(reg prometheus.Registerer, name, help string, labels []string) *prometheus.CounterVec {
+	return register(reg, prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: schema.Namespace, Subsystem: subsystem, Name: name, Help: help,
+	}, labels))
+}
+
+func gaugeVec(reg prometheus.Registerer, name, help string, labels []string) *prometheus.GaugeVec {
+	return register(reg, prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: schema.Namespace, Subsystem: subsystem, Name: name, Help: help,
+	}, labels))
 }
 
 // register registers c, or returns the collector already registered in its
