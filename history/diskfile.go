@@ -13,6 +13,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/prometheus/prometheus/tsdb/encoding"
+
 	"github.com/fabrictelemetry/aggregator/schema"
 )
 
@@ -210,44 +212,34 @@ func encodeLayout(l *layout) []byte {
 	return b
 }
 
-// payloadReader reads a payload, remembering the first error.
-type payloadReader struct {
-	b   []byte
-	err error
+// payloadReader reads a payload: Prometheus's TSDB decoding buffer, which
+// remembers the first error, with the bounds this format checks.
+type payloadReader struct{ encoding.Decbuf }
+
+func newPayloadReader(payload []byte) *payloadReader {
+	return &payloadReader{encoding.Decbuf{B: payload}}
 }
 
 func (r *payloadReader) fail(what string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("malformed payload: %s", what)
+	if r.E == nil {
+		r.E = errors.New(what)
 	}
-	r.b = nil
+	r.B = nil
 }
 
-func (r *payloadReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail("bad uvarint")
-		return 0
+// err returns the first error, nil if none.
+func (r *payloadReader) err() error {
+	if r.E == nil {
+		return nil
 	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *payloadReader) varint() int64 {
-	v, n := binary.Varint(r.b)
-	if n <= 0 {
-		r.fail("bad varint")
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
+	return fmt.Errorf("malformed payload: %w", r.E)
 }
 
 // count reads a uvarint that counts items of at least min bytes each in
 // what is left, so that a corrupt count cannot make a huge allocation.
 func (r *payloadReader) count(minBytes int) int {
-	n := r.uvarint()
-	if n > uint64(len(r.b)/max(minBytes, 1)+1) {
+	n := r.Uvarint64()
+	if n > uint64(len(r.B)/max(minBytes, 1)+1) {
 		r.fail("count beyond the payload")
 		return 0
 	}
@@ -256,7 +248,7 @@ func (r *payloadReader) count(minBytes int) int {
 
 // index reads a uvarint below n.
 func (r *payloadReader) index(n int) int {
-	v := r.uvarint()
+	v := r.Uvarint64()
 	if v >= uint64(n) {
 		r.fail("index out of range")
 		return 0
@@ -265,68 +257,51 @@ func (r *payloadReader) index(n int) int {
 }
 
 func (r *payloadReader) bytes(n int) []byte {
-	if n > len(r.b) {
+	if r.E != nil || n > len(r.B) {
 		r.fail("short payload")
 		return nil
 	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
+	v := r.B[:n:n]
+	r.B = r.B[n:]
 	return v
-}
-
-func (r *payloadReader) oneByte() byte {
-	if b := r.bytes(1); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (r *payloadReader) str() string { return string(r.bytes(r.count(1))) }
-
-func (r *payloadReader) float() float64 {
-	b := r.bytes(8)
-	if b == nil {
-		return 0
-	}
-	return math.Float64frombits(binary.BigEndian.Uint64(b))
 }
 
 // decodeLayout rebuilds a layout from its file's payload: the same series
 // in the same id order, so that its runs read as they were written.
 func decodeLayout(payload []byte) (*layout, error) {
-	r := &payloadReader{b: payload}
+	r := newPayloadReader(payload)
 	metrics := make([]schema.Metric, r.count(12))
 	for i := range metrics {
 		m := &metrics[i]
-		m.Column, m.Name, m.Type = r.str(), r.str(), schema.Type(r.str())
-		m.Scale, m.Help = r.float(), r.str()
-		m.Known = r.oneByte() == 1
+		m.Column, m.Name, m.Type = r.UvarintStr(), r.UvarintStr(), schema.Type(r.UvarintStr())
+		m.Scale, m.Help = r.Be64Float64(), r.UvarintStr()
+		m.Known = r.Byte() == 1
 	}
 	l := &layout{labelNames: make([]string, r.count(1))}
 	for i := range l.labelNames {
-		l.labelNames[i] = r.str()
+		l.labelNames[i] = r.UvarintStr()
 	}
 	l.setColumns(metrics)
 	l.numRows = r.count(len(l.labelNames) + 1) // its values and its rank
 	values := make([]string, r.count(1))
 	for i := range values {
-		values[i] = r.str()
+		values[i] = r.UvarintStr()
 	}
 	l.rowValues = make([]string, l.numRows*len(l.labelNames))
 	for i := range l.rowValues {
 		j := r.index(len(values))
-		if r.err != nil {
-			return nil, r.err
+		if err := r.err(); err != nil {
+			return nil, err
 		}
 		l.rowValues[i] = values[j]
 	}
 	l.colOrder = readPermutation(r, len(metrics))
 	l.rowOrder = readPermutation(r, l.numRows)
-	switch {
-	case r.err != nil:
-		return nil, r.err
-	case len(r.b) > 0:
-		return nil, fmt.Errorf("malformed payload: %d bytes after the layout", len(r.b))
+	if err := r.err(); err != nil {
+		return nil, err
+	}
+	if len(r.B) > 0 {
+		return nil, fmt.Errorf("malformed payload: %d bytes after the layout", len(r.B))
 	}
 	l.finish()
 	return l, nil
@@ -338,7 +313,7 @@ func readPermutation(r *payloadReader, n int) []int32 {
 	seen := make([]bool, n)
 	for i := range p {
 		j := r.index(n)
-		if r.err != nil {
+		if r.E != nil {
 			return nil
 		}
 		if seen[j] {
@@ -378,31 +353,31 @@ func encodeRunHead(layoutSeq uint64, r *encoded, blocks []*block) []byte {
 
 // decodeRun reads a run file's payload; its data stays in payload.
 func decodeRun(payload []byte) (*runFile, error) {
-	r := &payloadReader{b: payload}
-	f := &runFile{layout: r.uvarint(), cells: r.count(0)}
+	r := newPayloadReader(payload)
+	f := &runFile{layout: r.Uvarint64(), cells: r.count(0)}
 	n := r.count(2)
 	f.idx, f.times = make([]int, n), make([]int64, n)
 	prevIdx, prevT := -1, int64(0)
 	for i := range n {
-		gap := r.uvarint()
-		t := prevT + r.varint()
+		gap := r.Uvarint64()
+		t := prevT + r.Varint64()
 		if gap >= uint64(f.cells) || prevIdx+1+int(gap) >= f.cells || i > 0 && t <= prevT {
 			r.fail("blocks out of order")
 		}
-		if r.err != nil {
-			return nil, r.err
+		if err := r.err(); err != nil {
+			return nil, err
 		}
 		f.idx[i], f.times[i] = prevIdx+1+int(gap), t
 		prevIdx, prevT = f.idx[i], t
 	}
 	f.series = r.count(2) // a length and a byte at least
-	if r.err != nil {
-		return nil, r.err
+	if err := r.err(); err != nil {
+		return nil, err
 	}
 	if n == 0 {
 		return nil, errors.New("malformed payload: a run without blocks")
 	}
-	f.data = r.b
+	f.data = r.B
 	return f, nil
 }
 
@@ -440,12 +415,12 @@ func encodeCut(runSeq uint64, through int64) []byte {
 }
 
 func decodeCut(payload []byte) (runSeq uint64, through int64, err error) {
-	r := &payloadReader{b: payload}
-	runSeq, through = r.uvarint(), r.varint()
-	if r.err == nil && len(r.b) > 0 {
+	r := newPayloadReader(payload)
+	runSeq, through = r.Uvarint64(), r.Varint64()
+	if r.E == nil && len(r.B) > 0 {
 		r.fail("bytes after the cut")
 	}
-	return runSeq, through, r.err
+	return runSeq, through, r.err()
 }
 
 // sortedSeqs returns m's keys in increasing order.
