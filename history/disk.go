@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -446,7 +448,7 @@ func (d *Disk) load(retention int64) ([]*block, error) {
 	layouts := map[uint64]*layout{}
 	badLayouts := map[uint64]error{}
 	var runs []*loadedRun
-	for _, seq := range sortedSeqs(files[extRun]) {
+	for _, seq := range slices.Sorted(maps.Keys(files[extRun])) {
 		lr, err := d.loadRun(seq, cuts, layouts, badLayouts)
 		if err != nil {
 			d.report(fileName(seq, extRun), err)

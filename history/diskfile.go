@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -421,14 +420,4 @@ func decodeCut(payload []byte) (runSeq uint64, through int64, err error) {
 		r.fail("bytes after the cut")
 	}
 	return runSeq, through, r.err()
-}
-
-// sortedSeqs returns m's keys in increasing order.
-func sortedSeqs[V any](m map[uint64]V) []uint64 {
-	seqs := make([]uint64, 0, len(m))
-	for s := range m {
-		seqs = append(seqs, s)
-	}
-	slices.Sort(seqs)
-	return seqs
 }
