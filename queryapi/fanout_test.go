@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +26,7 @@ import (
 
 	"github.com/fabrictelemetry/aggregator/cluster"
 	"github.com/fabrictelemetry/aggregator/history"
+	"github.com/fabrictelemetry/aggregator/internal/clustertest"
 	"github.com/fabrictelemetry/aggregator/internal/historytest"
 	"github.com/fabrictelemetry/aggregator/schema"
 	"github.com/fabrictelemetry/aggregator/snapshot"
@@ -77,12 +77,6 @@ type replica struct {
 
 // servedHandler lets a server start (and give its URL) before its handler
 // exists.
-type servedHandler struct{ h atomic.Pointer[http.Handler] }
-
-func (s *servedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	(*s.h.Load()).ServeHTTP(w, r)
-}
-
 // partitionedReplicas splits the fabric between n replicas, each serving
 // its query API (and /api/v1/read) on a loopback server and knowing the
 // others through a static membership.
@@ -102,25 +96,13 @@ func partitionedReplicas(t *testing.T, n int, opts Options, fanout cluster.Optio
 // replicasOf splits polls between n replicas as partitionedReplicas does.
 func replicasOf(tb testing.TB, n int, polls []*snapshot.Snapshot, opts Options, fanout cluster.Options) []*replica {
 	tb.Helper()
-	handlers := make([]*servedHandler, n)
-	urls := make([]string, n)
-	for i := range n {
-		handlers[i] = &servedHandler{}
-		srv := httptest.NewServer(handlers[i])
-		tb.Cleanup(srv.Close)
-		urls[i] = srv.URL
-	}
+	handlers, members := clustertest.Replicas(tb, n, []string{fabricSource})
+	urls := members[0].PartitionOwners
 	replicas := make([]*replica, n)
-	for i := range n {
+	for i, m := range members {
 		h := history.New(time.Hour)
 		for _, s := range polls {
 			h.Append(partOf(tb, s, urls, i))
-		}
-		m := &cluster.Static{SelfURL: urls[i], PartitionOwners: urls, SourceNames: []string{fabricSource}}
-		for j, u := range urls {
-			if j != i {
-				m.PeerURLs = append(m.PeerURLs, u)
-			}
 		}
 		reg := prometheus.NewRegistry()
 		fo := fanout
@@ -134,9 +116,8 @@ func replicasOf(tb testing.TB, n int, polls []*snapshot.Snapshot, opts Options, 
 		a := New(history.NewSet(h), schema.Default(), o)
 		r := mux.NewRouter()
 		a.Register(r)
-		var handler http.Handler = r
-		handlers[i].h.Store(&handler)
-		replicas[i] = &replica{testAPI: &testAPI{API: a, router: r}, url: urls[i], history: h, reg: reg}
+		handlers[i].Set(r)
+		replicas[i] = &replica{testAPI: &testAPI{API: a, router: r}, url: m.SelfURL, history: h, reg: reg}
 	}
 	return replicas
 }

@@ -2,7 +2,6 @@ package restapi
 
 import (
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -14,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/fabrictelemetry/aggregator/cluster"
+	"github.com/fabrictelemetry/aggregator/internal/clustertest"
 	"github.com/fabrictelemetry/aggregator/snapshot"
 )
 
@@ -28,17 +28,11 @@ var fanoutSources = []string{"matrix", "ufm"}
 type restReplica struct {
 	url    string
 	router http.Handler
-	served *servedHandler // what its server serves: router, until a test breaks it
+	served *clustertest.Handler // what its server serves: router, until a test breaks it
 	view   *snapshot.View
 	store  *snapshot.Store
 	reg    *prometheus.Registry
 	m      *cluster.Static
-}
-
-type servedHandler struct{ h atomic.Pointer[http.Handler] }
-
-func (s *servedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	(*s.h.Load()).ServeHTTP(w, r)
 }
 
 // restReplicas splits view between n replicas, each serving the REST API
@@ -52,22 +46,10 @@ func restReplicas(t testing.TB, view *snapshot.View, n int, opts cluster.Options
 // membership from its Static one.
 func restReplicasWith(t testing.TB, view *snapshot.View, n int, opts cluster.Options, membership func(*cluster.Static) cluster.Membership) []*restReplica {
 	t.Helper()
-	handlers := make([]*servedHandler, n)
-	urls := make([]string, n)
-	for i := range n {
-		handlers[i] = &servedHandler{}
-		srv := httptest.NewServer(handlers[i])
-		t.Cleanup(srv.Close)
-		urls[i] = srv.URL
-	}
+	handlers, members := clustertest.Replicas(t, n, fanoutSources)
+	urls := members[0].PartitionOwners
 	out := make([]*restReplica, n)
-	for i := range n {
-		m := &cluster.Static{SelfURL: urls[i], SourceNames: fanoutSources, PartitionOwners: urls}
-		for j, u := range urls {
-			if j != i {
-				m.PeerURLs = append(m.PeerURLs, u)
-			}
-		}
+	for i, m := range members {
 		var parts []*snapshot.Snapshot
 		for k, p := range view.Parts() {
 			parts = append(parts, owned(t, p, m, fanoutSources[k], urls[i]))
@@ -84,8 +66,7 @@ func restReplicasWith(t testing.TB, view *snapshot.View, n int, opts cluster.Opt
 		store.PublishView(mine)
 		r := mux.NewRouter()
 		New(store, time.Second, func() time.Time { return clockAt }).WithPeers(peers).Register(r)
-		var h http.Handler = r
-		handlers[i].h.Store(&h)
+		handlers[i].Set(r)
 		out[i] = &restReplica{url: urls[i], router: r, served: handlers[i], view: mine, store: store, reg: reg, m: m}
 	}
 	return out
@@ -207,10 +188,9 @@ func TestRESTFanoutPeerDown(t *testing.T) {
 			t.Fatalf("the fixture's split changed: %s of %s is on %s", c.id, c.source, got)
 		}
 	}
-	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	down.served.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-	})
-	down.served.h.Store(&handler)
+	}))
 	box := viewRouter(full, time.Second)
 	reachable := viewRouter(mergeParts(append(slices.Clone(r.view.Parts()), replicas[2].view.Parts()...)), time.Second)
 	for _, tc := range []struct {
@@ -298,10 +278,9 @@ func TestRESTFanoutNobodyOwns(t *testing.T) {
 func TestRESTFanoutOpenAPI(t *testing.T) {
 	router := openAPIRouter(t)
 	replicas := restReplicas(t, fullView(t), 3, cluster.Options{})
-	var handler http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	replicas[0].served.Set(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "down for maintenance", http.StatusServiceUnavailable)
-	})
-	replicas[0].served.h.Store(&handler)
+	}))
 	r := replicas[1].router
 	for _, tc := range []struct {
 		target string
