@@ -255,16 +255,6 @@ func (r *payloadReader) index(n int) int {
 	return int(v)
 }
 
-func (r *payloadReader) bytes(n int) []byte {
-	if r.E != nil || n > len(r.B) {
-		r.fail("short payload")
-		return nil
-	}
-	v := r.B[:n:n]
-	r.B = r.B[n:]
-	return v
-}
-
 // decodeLayout rebuilds a layout from its file's payload: the same series
 // in the same id order, so that its runs read as they were written.
 func decodeLayout(payload []byte) (*layout, error) {
